@@ -1,0 +1,1 @@
+"""The sliver tree: container manager, deployment agent, application supervisor, monitors."""

@@ -1,0 +1,1 @@
+"""DSMT runtime: actors, supervision, states, events, channels, codec, hub, node."""

@@ -1,0 +1,152 @@
+"""The local wire: how an event travels through the hub (ZeroMQ + msgpack).
+
+This docstring is the wire specification; this module is the only place
+that encodes or decodes it.
+
+An event is one ZeroMQ multipart message of exactly two frames::
+
+    frame 0   the channel, UTF-8, a valid PsEPR channel (see dsmt.channels);
+              ZeroMQ's prefix subscription on this frame gives PsEPR's
+              "a channel and all its sub-channels" semantics.
+    frame 1   a msgpack array of 12 items, in this order:
+
+      0  version          int, 1
+      1  id               str, 1..128 chars, unique per event
+      2  seq              int, 0..2**63-1, per sender, rising within an epoch
+      3  epoch            int, 0..2**63-1, grows when the sender restarts
+      4  ts               float, UNIX seconds
+      5  type             str, 1..512 chars, the payload namespace URI
+      6  sender service   str, 1..256 chars
+      7  sender instance  str 1..256 chars, or nil
+      8  to service       str 1..256 chars, or nil
+      9  to instance      str 1..256 chars, or nil (nil when to service is nil)
+     10  retain           bool
+     11  payload          any msgpack value: nil, bool, int, float, str,
+                          bin, array, map with str keys (no ext types)
+
+Limits: frame 1 is at most :data:`MAX_BODY` bytes (1 MiB by default); the
+decoder never reads past it, rejects trailing bytes, ext types, non-str map
+keys and any field of the wrong type or size. Every violation raises
+:class:`dsmt.errors.CodecError` naming what is wrong: garbage in, typed
+error out, never a crash.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import msgpack
+
+from dsmt import channels
+from dsmt.errors import ChannelError, CodecError
+from dsmt.event import Address, Event
+
+VERSION = 1
+MAX_BODY = 1 << 20
+_MAX_INT = (1 << 63) - 1
+_FIELDS = 12
+
+# Channels seen on the wire repeat: remember the ones already validated.
+_valid_channels: dict[bytes, str] = {}
+_CHANNEL_CACHE = 4096
+
+
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise CodecError(f"msgpack ext type {code} is not allowed")
+
+
+def encode(event: Event) -> tuple[bytes, bytes]:
+    """The two frames of ``event``; raises CodecError if it cannot be encoded."""
+    to = event.to
+    fields = [
+        VERSION,
+        event.id,
+        event.seq,
+        event.epoch,
+        event.ts,
+        event.type,
+        event.sender.service,
+        event.sender.instance,
+        None if to is None else to.service,
+        None if to is None else to.instance,
+        event.retain,
+        event.payload,
+    ]
+    try:
+        body = msgpack.packb(fields, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CodecError(f"cannot encode payload of event {event.id}: {exc}") from None
+    if len(body) > MAX_BODY:
+        raise CodecError(f"event {event.id} is {len(body)} bytes, over the {MAX_BODY} limit")
+    return event.channel.encode("utf-8"), body
+
+
+def decode_channel(frame: bytes) -> str:
+    """The channel of frame 0, validated; raises CodecError."""
+    cached = _valid_channels.get(frame)
+    if cached is not None:
+        return cached
+    try:
+        channel = channels.validate(frame.decode("utf-8"))
+    except (UnicodeDecodeError, ChannelError) as exc:
+        raise CodecError(f"bad channel frame ({exc})", frame) from None
+    if len(_valid_channels) >= _CHANNEL_CACHE:
+        _valid_channels.clear()
+    _valid_channels[bytes(frame)] = channel
+    return channel
+
+
+def decode(frames: Sequence[bytes]) -> Event:
+    """The event in ``frames`` (channel, body); raises CodecError on anything else."""
+    if len(frames) != 2:
+        raise CodecError(f"expected 2 frames, got {len(frames)}")
+    channel = decode_channel(frames[0])
+    body = frames[1]
+    if len(body) > MAX_BODY:
+        raise CodecError(f"body of {len(body)} bytes is over the {MAX_BODY} limit")
+    try:
+        fields = msgpack.unpackb(body, raw=False, strict_map_key=True, ext_hook=_reject_ext)
+    except CodecError:
+        raise
+    except Exception as exc:  # msgpack raises many types on garbage
+        raise CodecError(f"body is not msgpack ({type(exc).__name__}: {exc})", body) from None
+    if type(fields) is not list or len(fields) != _FIELDS:
+        raise CodecError("body is not a 12-item array", body)
+    (version, id_, seq, epoch, ts, type_, s_service, s_instance, t_service, t_instance,
+     retain, payload) = fields
+    if version != VERSION or type(version) is not int:
+        raise CodecError(f"unsupported version {version!r}")
+    _check_str("id", id_, 128)
+    _check_int("seq", seq)
+    _check_int("epoch", epoch)
+    if type(ts) is not float:
+        if type(ts) is not int:
+            raise CodecError(f"ts must be a float, got {type(ts).__name__}")
+        ts = float(ts)
+    _check_str("type", type_, 512)
+    _check_str("sender service", s_service, 256)
+    if s_instance is not None:
+        _check_str("sender instance", s_instance, 256)
+    if t_service is None:
+        if t_instance is not None:
+            raise CodecError("to instance without to service")
+        to = None
+    else:
+        _check_str("to service", t_service, 256)
+        if t_instance is not None:
+            _check_str("to instance", t_instance, 256)
+        to = Address(t_service, t_instance)
+    if type(retain) is not bool:
+        raise CodecError(f"retain must be a bool, got {type(retain).__name__}")
+    return Event(channel, type_, Address(s_service, s_instance), payload, id_, seq, epoch,
+                 ts, retain, to)
+
+
+def _check_str(name: str, value: object, limit: int) -> None:
+    if type(value) is not str or not 0 < len(value) <= limit:
+        raise CodecError(f"{name} must be a str of 1..{limit} chars", value)
+
+
+def _check_int(name: str, value: object) -> None:
+    if type(value) is not int or not 0 <= value <= _MAX_INT:
+        raise CodecError(f"{name} must be an int in 0..2**63-1", value)
