@@ -50,3 +50,18 @@ class ConfigError(DsmtError):
         self.path = path
         self.key = key
         self.why = why
+
+
+class SupervisorError(DsmtError):
+    """A supervisor API call was refused; ``reason`` is OTP's error atom.
+
+    ``reason`` is one of ``already_started``, ``already_present``,
+    ``not_found``, ``running``, ``restarting``, ``simple_one_for_one``,
+    ``start_failed`` or ``bad_spec``; ``detail`` carries the ref, the exit
+    reason or the explanation.
+    """
+
+    def __init__(self, reason: str, detail: object = None) -> None:
+        super().__init__(reason if detail is None else f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

@@ -1,0 +1,66 @@
+"""The actor registry of one node: which actor answers at which path.
+
+Every node (and every test) owns its own :class:`Registry`, passed to actors
+in their :class:`dsmt.context.Context`; nothing here is global, so tests never
+reset anything. pykka's own process-wide ``ActorRegistry`` is still filled by
+pykka and is used only as a last-resort safety net in test teardown.
+
+A path is the actor's stable name (``/<sliver>/app/web/0``). An actor
+registers itself in its own thread before ``on_start`` runs and unregisters
+itself, again in its own thread, after its last hook ran. All methods are
+thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from dsmt.errors import DsmtError
+
+
+class Registry:
+    """Path -> ActorRef for the actors of one node."""
+
+    def __init__(self) -> None:
+        self._refs: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def register(self, path: str, ref: Any) -> None:
+        """Record ``ref`` at ``path``; raise DsmtError if another actor holds the path."""
+        with self._lock:
+            holder = self._refs.get(path)
+            if holder is not None and holder is not ref:
+                raise DsmtError(f"actor path {path} is already registered to {holder}")
+            self._refs[path] = ref
+
+    def unregister(self, path: str, ref: Any) -> bool:
+        """Forget ``path`` if ``ref`` still holds it; False if it did not.
+
+        Comparing the holder makes a late unregistration by a killed actor
+        harmless once its replacement has registered at the same path.
+        """
+        with self._lock:
+            if self._refs.get(path) is ref:
+                del self._refs[path]
+                return True
+            return False
+
+    def get(self, path: str) -> Any | None:
+        """The ref registered at ``path``, or None."""
+        with self._lock:
+            return self._refs.get(path)
+
+    def list(self, prefix: str = "/") -> dict[str, Any]:
+        """A snapshot of every path equal to or under ``prefix`` (whole elements)."""
+        base = prefix.rstrip("/")
+        with self._lock:
+            return {
+                path: ref
+                for path, ref in sorted(self._refs.items())
+                if not base or path == base or path.startswith(base + "/")
+            }
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._refs)
