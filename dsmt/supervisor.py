@@ -1,0 +1,531 @@
+"""Keep a group of actors running: the Erlang/OTP supervisor, on pykka threads.
+
+Principles (as OTP's ``supervisor`` module states them):
+
+- Children start in the order of their specs and stop in reverse order.
+  A child has started when its ``on_start`` has returned.
+- When a child exits, :data:`dsmt._restart.RESTART` decides from its restart
+  type and exit kind whether it comes back; the strategy
+  (:data:`dsmt._restart.SCOPE`) decides which siblings are stopped (reverse
+  order) and started again (start order) with it: ``one_for_one`` only the
+  child, ``one_for_all`` all, ``rest_for_one`` the child and those started
+  after it, ``simple_one_for_one`` (many children of one spec, started by
+  :meth:`Supervisor.start_child`) only the child. A temporary sibling taken
+  down this way is not restarted but deleted.
+- Intensity: one restart more than ``intensity`` within ``period`` seconds
+  (default 1 in 5 s) makes the supervisor give up: it stops all children
+  (reverse order), publishes why, calls ``on_give_up`` and exits with
+  ``Error("shutdown", "reached_max_restart_intensity")``, which its own
+  parent sees as an abnormal exit. (OTP exits with ``shutdown``, which a
+  *transient* parent spec would treat as normal; DESIGN.md §2 asks for an
+  escalating error, so a transient supervisor child is restarted here.)
+- Nothing blocks the mailbox between attempts: a restart that fails, or
+  one that waits for its backoff, is retried by the supervisor telling
+  itself (OTP's ``try_again_restart``), through ``ctx.clock.call_later``
+  when there is a delay. Every retry counts against the intensity.
+  Starting and stopping one child does block, as in OTP: the supervisor
+  waits for ``on_start`` (up to ``start_timeout``) and for the exit (up to
+  ``shutdown``).
+- Significant children and ``auto_shutdown`` (OTP 24): when a significant
+  child exits by itself and is not restarted, ``any_significant`` shuts the
+  supervisor down at once and ``all_significant`` when no significant child
+  is left alive; the supervisor exits with :data:`dsmt.actor.SHUTDOWN`.
+  Terminating a child through the API never triggers it.
+- DSMT extension: a spec's :class:`dsmt.childspec.Backoff` delays each
+  restart; meanwhile the child's state is ``backoff`` and ``inspect()`` shows
+  the wall time of the next attempt and the restarts left in the window.
+  ``backoff`` and ``fatal`` (gave up) are published on the child's own status
+  channel, because no actor of the child exists then to speak for it.
+
+``brutal_kill`` with threads: see :func:`dsmt.actor.kill`. The supervisor
+does not wait, forgets the child at once and frees its path; the old thread
+ends when its current handler returns, without ``on_stop``. A timeout that
+expires degrades to the same kill.
+
+The API runs in the supervisor's thread; call it through a proxy, e.g.
+``ref.proxy().start_child(spec).get(timeout=5)``. Refusals raise
+:class:`dsmt.errors.SupervisorError` in the caller (pykka returns exceptions
+of proxy calls to the caller and the supervisor lives on).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, Sequence
+
+from dsmt import _restart
+from dsmt._child import Child, await_stop, signal_stop
+from dsmt.actor import (
+    NORMAL,
+    SHUTDOWN,
+    Actor,
+    ChildExit,
+    Error,
+    ExitReason,
+    Origin,
+    exit_kind,
+    kill,
+    status_payload,
+)
+from dsmt.childspec import (
+    NEVER,
+    ONE_FOR_ONE,
+    SIMPLE_ONE_FOR_ONE,
+    SUPERVISOR,
+    TEMPORARY,
+    ChildInfo,
+    ChildSpec,
+    Counts,
+    check_flags,
+    check_in_supervisor,
+)
+from dsmt.errors import SupervisorError
+from dsmt.event import STATUS
+from dsmt.states import (
+    PROCESS,
+    BACKOFF,
+    EXITED,
+    FAILED,
+    FATAL,
+    INITIATED,
+    INSTANTIATED,
+    REQUESTED,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    STOPPING,
+    TERMINATED,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_INTENSITY = "reached_max_restart_intensity"
+_PUBLISHED_FOR_CHILD = frozenset({BACKOFF, FATAL})  # states where no child actor can speak
+
+
+@dataclass(frozen=True)
+class _TryAgain:
+    """Self-message: (re)start ``ids`` together; ignored unless ``token`` is still pending."""
+
+    ids: tuple[Hashable, ...]
+    token: int
+    counted: bool  # the restart was already counted against the intensity
+
+
+class Supervisor(Actor):
+    """An OTP supervisor; start with ``Supervisor.start(origin, specs, strategy=..., ...)``."""
+
+    is_supervisor = True
+
+    def __init__(
+        self,
+        origin: Origin,
+        children: Sequence[ChildSpec] = (),
+        *,
+        strategy: str = ONE_FOR_ONE,
+        intensity: int = 1,
+        period: float = 5.0,
+        auto_shutdown: str = NEVER,
+        on_give_up: Callable[[Error], None] | None = None,
+        rng: random.Random | None = None,
+        **config: Any,
+    ) -> None:
+        """Validate flags and specs in the caller's thread (raises SupervisorError).
+
+        ``on_give_up(reason)`` runs in the supervisor's thread when it gives up
+        (intensity reached, or its children failed to start); a node's root
+        supervisor uses it to exit the process non-zero. ``rng`` draws the
+        backoff jitter.
+        """
+        super().__init__(origin, strategy=strategy, intensity=intensity, period=period,
+                         auto_shutdown=auto_shutdown, **config)
+        check_flags(strategy, intensity, period, auto_shutdown)
+        specs = list(children)
+        if strategy == SIMPLE_ONE_FOR_ONE and len(specs) != 1:
+            raise SupervisorError("bad_spec", "simple_one_for_one needs exactly one child spec")
+        if len({spec.id for spec in specs}) != len(specs):
+            raise SupervisorError("bad_spec", "duplicate child ids")
+        for spec in specs:
+            check_in_supervisor(spec, auto_shutdown)
+        self.strategy = strategy
+        self.auto_shutdown = auto_shutdown
+        self._specs = specs
+        self._children: dict[Hashable, Child] = {}  # insertion order is start order
+        self._window = _restart.RestartWindow(intensity, period)
+        self._on_give_up = on_give_up
+        self._rng = rng or random.Random()
+        self._tokens = itertools.count(1)
+        self._dynamic_ids = itertools.count()
+        self._giving_up = False
+
+    # --- life cycle (supervisor thread) ---------------------------------------
+
+    def on_start(self) -> None:
+        """Start the static children in order; if one fails, stop the others and fail."""
+        self.change_state(REQUESTED)
+        self.change_state(INITIATED)
+        if self.strategy != SIMPLE_ONE_FOR_ONE:
+            for spec in self._specs:
+                child = self._add(spec)
+                outcome = self._start(child)
+                if outcome is not True:
+                    self._terminate_all()
+                    error = Error("shutdown", f"failed to start child {spec.id!r}: {outcome}")
+                    self.change_state(FAILED, str(error), child=str(spec.id))
+                    self._call_give_up(error)
+                    raise SupervisorError("start_failed", f"child {spec.id!r}: {outcome}")
+        self.change_state(INSTANTIATED)
+        self.change_state(RUNNING)
+
+    def on_stop(self) -> None:
+        self._terminate_all()
+
+    def on_failure(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        # A bug in the supervisor itself: never leave orphans behind.
+        self._terminate_all()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, ChildExit):
+            return self._child_exited(message)
+        if isinstance(message, _TryAgain):
+            return self._try_again(message)
+        return super().on_receive(message)
+
+    # --- API (supervisor thread, through a proxy) ------------------------------
+
+    def start_child(self, spec: ChildSpec | None = None, **kwargs: Any) -> Any:
+        """Start and supervise a new child; returns its ref.
+
+        Static strategies take a :class:`ChildSpec`, appended last. A
+        simple_one_for_one supervisor takes no spec: ``kwargs`` are added to
+        its template spec's kwargs and the child id is the next integer.
+        Raises SupervisorError: ``already_started`` (detail: the ref),
+        ``already_present``, ``bad_spec``, or ``start_failed`` (detail: the exit
+        reason; the spec is not kept).
+        """
+        if self.strategy == SIMPLE_ONE_FOR_ONE:
+            if spec is not None:
+                raise SupervisorError("bad_spec", "simple_one_for_one children come from its template")
+            child = self._add(self._specs[0].with_id(next(self._dynamic_ids)), kwargs)
+        else:
+            if spec is None or kwargs:
+                raise SupervisorError("bad_spec", "start_child needs a ChildSpec and nothing else")
+            check_in_supervisor(spec, self.auto_shutdown)
+            existing = self._children.get(spec.id)
+            if existing is not None:
+                if existing.alive:
+                    raise SupervisorError("already_started", existing.ref)
+                raise SupervisorError("already_present", spec.id)
+            child = self._add(spec)
+        outcome = self._start(child)
+        if outcome is not True:
+            del self._children[child.id]
+            raise SupervisorError("start_failed", outcome)
+        return child.ref
+
+    def terminate_child(self, child_id: Hashable) -> None:
+        """Stop a child (its spec is kept, except temporary and dynamic ones).
+
+        A simple_one_for_one supervisor accepts the child's ref or its id.
+        Cancels a pending restart. Raises SupervisorError ``not_found``.
+        """
+        child = self._find(child_id)
+        self._stop_children([child])
+        if child.spec.restart == TEMPORARY or self.strategy == SIMPLE_ONE_FOR_ONE:
+            del self._children[child.id]
+
+    def restart_child(self, child_id: Hashable) -> Any:
+        """Start a stopped child again from its spec; returns the new ref.
+
+        Raises SupervisorError ``running``, ``restarting``, ``not_found``,
+        ``simple_one_for_one`` or ``start_failed`` (the spec is kept).
+        """
+        child = self._static(child_id)
+        outcome = self._start(child)
+        if outcome is not True:
+            raise SupervisorError("start_failed", outcome)
+        return child.ref
+
+    def delete_child(self, child_id: Hashable) -> None:
+        """Forget the spec of a stopped child.
+
+        Raises SupervisorError ``running``, ``restarting``, ``not_found`` or
+        ``simple_one_for_one``.
+        """
+        child = self._static(child_id)
+        del self._children[child.id]
+
+    def which_children(self) -> list[ChildInfo]:
+        """Every child in start order (OTP's ``which_children``)."""
+        return [
+            ChildInfo(c.id, c.ref, c.spec.type, c.pending is not None, c.state)
+            for c in self._children.values()
+        ]
+
+    def count_children(self) -> Counts:
+        """How many specs, live actors, supervisors and workers (OTP's ``count_children``)."""
+        children = list(self._children.values())
+        supervisors = sum(1 for c in children if c.spec.type == SUPERVISOR)
+        return Counts(len(children), sum(1 for c in children if c.alive),
+                      supervisors, len(children) - supervisors)
+
+    def inspect(self) -> dict[str, Any]:
+        snapshot = super().inspect()
+        snapshot["restarts_left"] = self._window.left(self.ctx.clock.monotonic())
+        return snapshot
+
+    def inspect_children(self) -> list[dict[str, Any]]:
+        left = self._window.left(self.ctx.clock.monotonic())
+        return [c.snapshot(left) for c in self._children.values()]
+
+    # --- starting and stopping ---------------------------------------------
+
+    def _add(self, spec: ChildSpec, extra: dict[str, Any] | None = None) -> Child:
+        child = Child(spec, spec.id, f"{self.path}/{spec.id}", dict(extra or {}),
+                      since=self.ctx.clock.wall())
+        self._children[spec.id] = child
+        return child
+
+    def _start(self, child: Child) -> bool | ExitReason:
+        """Start one child and wait for its ``on_start``; True, or why it did not start."""
+        child.cancel_pending()
+        self._move(child, STARTING)
+        origin = Origin(self.ctx, child.path, self.actor_ref, child.id)
+        kwargs = {**child.spec.kwargs, **child.extra}
+        try:
+            ref = child.spec.start.start(origin, **kwargs) if isinstance(child.spec.start, type) \
+                else child.spec.start(origin, **kwargs)
+        except Exception:
+            outcome: bool | ExitReason = Error.from_exc_info(*sys.exc_info())
+            log.error("%s: starting child failed", child.path, exc_info=True)
+        else:
+            outcome = origin.lifeline.wait_started(child.spec.start_timeout)
+            if outcome is None:
+                kill(ref)
+                self.ctx.registry.unregister(child.path, ref)
+                outcome = Error("TimeoutError", f"on_start did not return within {child.spec.start_timeout}s")
+            elif outcome is True:
+                child.ref, child.lifeline = ref, origin.lifeline
+                child.started_at = self.ctx.clock.monotonic()
+                self._move(child, RUNNING)
+                return True
+        self._move(child, EXITED, str(outcome))
+        return outcome
+
+    def _stop_children(self, children: Sequence[Child]) -> None:
+        """Stop ``children`` in reverse order (all at once for simple_one_for_one)."""
+        ordered = list(reversed(children))
+        for child in ordered:
+            child.cancel_pending()
+        if self.strategy == SIMPLE_ONE_FOR_ONE:
+            signals = [(child, *self._signal(child)) for child in ordered]
+            for child, ref, lifeline in signals:
+                self._await(child, ref, lifeline)
+        else:
+            for child in ordered:
+                self._await(child, *self._signal(child))
+
+    def _signal(self, child: Child) -> tuple[Any, Any]:
+        if child.alive:
+            self._move(child, STOPPING)
+        elif child.state == BACKOFF:
+            self._move(child, STOPPED)  # its pending restart was just cancelled
+        return signal_stop(child, self.ctx.registry)
+
+    def _await(self, child: Child, ref: Any, lifeline: Any) -> None:
+        # Records without an actor keep their state (exited, fatal, stopped).
+        await_stop(child, ref, lifeline, self.ctx.registry)
+        if child.state == STOPPING:
+            self._move(child, STOPPED)
+
+    def _terminate_all(self) -> None:
+        self._stop_children(list(self._children.values()))
+
+    # --- exits and restarts ----------------------------------------------------
+
+    def _child_exited(self, message: ChildExit) -> None:
+        child = self._children.get(message.child_id)
+        if child is None or child.ref is None or child.ref.actor_urn != message.ref.actor_urn:
+            return  # an exit we caused, or of an actor already replaced
+        child.ref = child.lifeline = None
+        kind = exit_kind(message.reason)
+        self._move(child, EXITED, None if message.reason == NORMAL else str(message.reason))
+        self.count(f"exits_{kind}")
+        if _restart.RESTART[child.spec.restart, kind]:
+            self._restart(child)
+            return
+        if child.spec.restart == TEMPORARY or self.strategy == SIMPLE_ONE_FOR_ONE:
+            del self._children[child.id]
+        if child.spec.significant:
+            alive = sum(1 for c in self._children.values() if c.spec.significant and c.alive)
+            if _restart.AUTO_SHUTDOWN[self.auto_shutdown](alive):
+                self._shut_down(f"auto_shutdown ({self.auto_shutdown}): significant child "
+                                f"{child.id!r} exited: {message.reason}")
+
+    def _restart(self, child: Child) -> None:
+        """Restart ``child`` and its strategy scope, now or after its backoff."""
+        now = self.ctx.clock.monotonic()
+        if not self._window.add(now):
+            self._give_up(child)
+            return
+        order = list(self._children.values())
+        group = _restart.SCOPE[self.strategy](order, order.index(child))
+        siblings = [c for c in group if c is not child]
+        self._stop_children([c for c in siblings if c.alive])
+        for sibling in siblings:
+            if sibling.spec.restart not in _restart.KEPT_AFTER_SIBLING_RESTART:
+                del self._children[sibling.id]
+        group = [c for c in group if c.id in self._children]
+        delay = self._backoff_delay(child, now)
+        if delay:
+            self._schedule(group, delay, counted=True)
+        else:
+            self._start_group(group)
+
+    def _backoff_delay(self, child: Child, now: float) -> float:
+        backoff = child.spec.backoff
+        if backoff is None:
+            return 0.0
+        stable = backoff.reset_after is not None and child.started_at is not None \
+            and now - child.started_at >= backoff.reset_after
+        if stable:
+            child.attempt = 0
+        delay = backoff.delay(child.attempt, self._rng)
+        child.attempt += 1
+        return delay
+
+    def _start_group(self, group: Sequence[Child]) -> None:
+        """Start ``group`` in order; on a failure undo this attempt and try again later."""
+        started: list[Child] = []
+        for child in group:
+            if child.alive:
+                continue
+            child.restarts += 1
+            if self._start(child) is True:
+                started.append(child)
+                continue
+            self._stop_children(started)
+            retry = [c for c in group if c.id in self._children]
+            self._schedule(retry, self._backoff_delay(child, self.ctx.clock.monotonic()),
+                           counted=False)
+            return
+
+    def _schedule(self, group: Sequence[Child], delay: float, counted: bool) -> None:
+        """Ask ourselves to start ``group`` again after ``delay`` (0: right after this message)."""
+        token = next(self._tokens)
+        message = _TryAgain(tuple(c.id for c in group), token, counted)
+        wall = self.ctx.clock.wall() + delay
+        for child in group:
+            child.cancel_pending()
+            child.pending = token
+            if delay:
+                child.next_attempt = wall
+                # A sibling stopped for the group restart stays "stopped" until then.
+                if PROCESS.allowed(child.state, BACKOFF):
+                    self._move(child, BACKOFF, child.reason or "restarting")
+        ref = self.actor_ref
+        if delay:
+            timer = self.ctx.clock.call_later(delay, lambda: _tell(ref, message))
+            for child in group:
+                child.timer = timer
+        else:
+            ref.tell(message)
+
+    def _try_again(self, message: _TryAgain) -> None:
+        group = [c for c in (self._children.get(i) for i in message.ids)
+                 if c is not None and c.pending == message.token]
+        if not group:
+            return  # cancelled by terminate_child / restart_child / delete_child
+        for child in group:
+            child.cancel_pending()
+        if not message.counted and not self._window.add(self.ctx.clock.monotonic()):
+            self._give_up(group[0])
+            return
+        self._start_group(group)
+
+    # --- giving up --------------------------------------------------------------
+
+    def _give_up(self, child: Child) -> None:
+        """Intensity reached: stop everything, say why, escalate."""
+        if self._giving_up:
+            return
+        self._giving_up = True
+        cause = child.reason or "exited"
+        self._move(child, FATAL, f"{MAX_INTENSITY}: {cause}")
+        self._terminate_all()
+        error = Error("shutdown", MAX_INTENSITY)
+        self.count("give_ups")
+        self.change_state(FAILED, f"shutdown: {MAX_INTENSITY}", child=str(child.id),
+                          child_reason=cause, intensity=self._window.intensity,
+                          period=self._window.period)
+        self._call_give_up(error)
+        self.stop(error)
+
+    def _shut_down(self, why: str) -> None:
+        self._terminate_all()
+        self.change_state(TERMINATED, why)
+        self.stop(SHUTDOWN)
+
+    def _call_give_up(self, error: Error) -> None:
+        if self._on_give_up is None:
+            return
+        try:
+            self._on_give_up(error)
+        except Exception:
+            log.exception("%s: on_give_up hook failed", self.path)
+
+    # --- child records ---------------------------------------------------------
+
+    def _move(self, child: Child, state: str, reason: str | None = None) -> None:
+        if child.move(state, self.ctx.clock.wall(), reason) and state in _PUBLISHED_FOR_CHILD:
+            self._publish_for(child)
+
+    def _publish_for(self, child: Child) -> None:
+        if self.publisher is None:
+            return
+        component = Origin(self.ctx, child.path).component
+        left = self._window.left(self.ctx.clock.monotonic())
+        self.publisher.publish(
+            self.ctx.layout.status(component, self.ctx.sliver),
+            STATUS,
+            status_payload(self.ctx, component, child.state, child.reason,
+                           {"next_attempt": child.next_attempt, "restarts_left": left,
+                            "attempt": child.attempt, "restarts": child.restarts,
+                            "supervisor": self.path},
+                           path=child.path),
+            retain=True,
+        )
+
+    def _find(self, key: Hashable) -> Child:
+        if self.strategy == SIMPLE_ONE_FOR_ONE and hasattr(key, "actor_urn"):
+            for child in self._children.values():
+                if child.ref is not None and child.ref.actor_urn == key.actor_urn:
+                    return child
+            raise SupervisorError("not_found", key)
+        child = self._children.get(key)
+        if child is None:
+            raise SupervisorError("not_found", key)
+        return child
+
+    def _static(self, child_id: Hashable) -> Child:
+        """A child that restart_child/delete_child may act on."""
+        if self.strategy == SIMPLE_ONE_FOR_ONE:
+            raise SupervisorError("simple_one_for_one", child_id)
+        child = self._find(child_id)
+        if child.alive:
+            raise SupervisorError("running", child_id)
+        if child.pending is not None:
+            raise SupervisorError("restarting", child_id)
+        return child
+
+
+def _tell(ref: Any, message: Any) -> None:
+    """Timer callback: deliver ``message`` unless the supervisor is gone meanwhile."""
+    try:
+        ref.tell(message)
+    except Exception:
+        pass  # the supervisor stopped; its pending restarts die with it
