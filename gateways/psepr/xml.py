@@ -84,11 +84,14 @@ any other namespace
     parser and re-emitted as is (its root must be ``payload`` in the event
     type's namespace).
 
-Parsing (:func:`hardened_parser`): lxml with no DTD loading, no entity
-resolution, no network, ``huge_tree`` off, input forced to UTF-8, and a
+Parsing (:func:`hardened_parser`): lxml with no DTD loading, no external
+entities, no network, ``huge_tree`` off, input forced to UTF-8, and a
 parser target that rejects any DOCTYPE (so no entity declarations, no
 billion laughs, no XXE), processing instruction or comment before libxml2
-acts on it, and any element nested deeper than :data:`MAX_DEPTH`. Documents
+acts on it, and any element nested deeper than :data:`MAX_DEPTH`. So the
+only references that can appear are the five predefined entities and
+character references (an undefined one is not well-formed); they are
+resolved (libxml2 would otherwise hand ``&`` in attributes back as ``&#38;``). Documents
 over ``max_size`` bytes (default :data:`MAX_STANZA`, 64 KiB) are refused
 before parsing. Every bad input raises :class:`XmlError` naming what is
 wrong; its ``condition`` is the XMPP stream error condition that fits.
@@ -157,13 +160,13 @@ def hardened_parser(target: Any) -> etree.XMLParser:
     """An lxml feed parser for untrusted bytes, reporting to ``target``.
 
     ``target`` should be a :class:`GuardedTarget` (it is what rejects DOCTYPE,
-    PIs, comments and deep nesting); the parser itself never loads a DTD,
-    resolves an entity, touches the network or lifts libxml2's size limits.
+    PIs, comments and deep nesting); the parser itself never loads a DTD or an
+    external entity, touches the network or lifts libxml2's size limits.
     """
     return etree.XMLParser(
         target=target,
         encoding="utf-8",
-        resolve_entities=False,
+        resolve_entities="internal",  # only &amp; and char refs: a DOCTYPE never gets through
         load_dtd=False,
         dtd_validation=False,
         no_network=True,
