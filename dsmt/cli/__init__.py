@@ -21,6 +21,9 @@ from dsmt.errors import DsmtError
 
 # command name -> module under dsmt.cli defining a click command named `command`
 COMMANDS = {
+    "events": "events",
+    "passwd": "passwd",
+    "router": "router",
 }
 
 

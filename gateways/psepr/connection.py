@@ -67,6 +67,7 @@ class Connection(asyncio.Protocol):
     """A stream from a client (or, on the mesh listener, a peer router)."""
 
     is_peer = False
+    is_dialling = False  # True for the end of a peer link that dialled
     closed: asyncio.Future | None = None  # set by the dialling end of a peer link
 
     def __init__(self, router: "Router", *, mesh: bool = False) -> None:
@@ -88,6 +89,7 @@ class Connection(asyncio.Protocol):
         self._max_queue = limits.max_queue
         self._backlog: list = []
         self._paused = False
+        self._abort: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         who = self.address or self.peer_name or "?"
@@ -129,6 +131,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = CLOSED
+        if self._abort is not None:
+            self._abort.cancel()
         self.out.clear()
         self.router.connection_closed(self)
 
@@ -269,6 +273,10 @@ class Connection(asyncio.Protocol):
             return
         self.out.clear()
         try:
+            if self.state == HEADER and not self.is_dialling:
+                # RFC 6120 §4.9.1.1: open our stream first, so the error is readable.
+                self.write(stream.stream_header(from_=self.router.host_name,
+                                                id=secrets.token_hex(8)))
             self.write(stream.stream_error(condition, text))
         except Exception:
             log.exception("%r: cannot write the stream error", self)
@@ -283,7 +291,7 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         transport.close()
         # A peer that never reads would keep the transport half-closed forever.
-        self.router.loop.call_later(_ABORT_AFTER, transport.abort)
+        self._abort = self.router.loop.call_later(_ABORT_AFTER, transport.abort)
 
     # ------------------------------------------------------------------ limits
 

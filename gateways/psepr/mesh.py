@@ -240,6 +240,8 @@ class Mesh:
 class PeerDial(Connection):
     """The dialling end of a peer link: logs in to the peer's mesh listener."""
 
+    is_dialling = True
+
     def __init__(self, router) -> None:
         super().__init__(router, mesh=True)
         loop = router.loop
