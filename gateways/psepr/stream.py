@@ -41,12 +41,14 @@ memory does not grow with the length of the stream. It refuses, with a
   entity references, anything after ``</stream:stream>`` but whitespace;
 - ``restricted-xml``: DOCTYPE (so entity declarations: billion laughs, XXE),
   processing instructions, comments;
-- ``policy-violation``: a stanza over ``max_stanza`` bytes (default 64 KiB;
-  counted in slices of :data:`SLICE` bytes, so a stanza of at most
-  ``max_stanza`` bytes always passes and one over ``max_stanza + SLICE``
-  never does; the same cap applies to the header and to the bytes between
-  stanzas), elements nested deeper than ``max_depth`` (the stream element
-  counts as depth 1);
+- ``policy-violation``: a stanza over ``max_stanza`` bytes (default 64 KiB),
+  elements nested deeper than ``max_depth`` (the stream element counts as
+  depth 1). lxml reports no byte offsets, so bytes are counted in slices of
+  :data:`SLICE` bytes fed to libxml2 one at a time: a stanza of at most
+  ``max_stanza`` bytes always passes, one of more than ``max_stanza + 2 *
+  SLICE`` never does, and libxml2 never buffers more than that of one
+  stanza. The same cap applies to the header and to anything else that
+  arrives without completing a stanza;
 - ``invalid-namespace``: a root that is not ``stream`` in
   ``http://etherx.jabber.org/streams``, or a default namespace other than
   the parser's content namespace (``jabber:client``);
@@ -80,7 +82,7 @@ STREAM_ERRORS_NS = "urn:ietf:params:xml:ns:xmpp-streams"
 STANZA_ERRORS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 REGISTRY = "psepr_registry"
 PORT = 23345
-SLICE = 2048
+SLICE = 1024  # bytes per parser.feed(): the granularity of the stanza size cap
 
 MESSAGE = f"{{{CLIENT_NS}}}message"
 IQ = f"{{{CLIENT_NS}}}iq"
