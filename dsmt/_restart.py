@@ -12,9 +12,12 @@
 
 from __future__ import annotations
 
+import random
 from collections import deque
-from typing import Callable, Sequence, TypeVar
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, Sequence, TypeVar
 
+from dsmt._child import Child
 from dsmt.actor import ERROR, NORMAL, SHUTDOWN
 from dsmt.childspec import (
     ALL_SIGNIFICANT,
@@ -86,3 +89,42 @@ class RestartWindow:
         """How many more restarts the window allows right now."""
         self._prune(now)
         return max(0, self.intensity - len(self._times))
+
+
+def backoff_delay(child: Child, now: float, rng: random.Random) -> float:
+    """The delay before ``child``'s next restart (0 without backoff); counts the attempt.
+
+    The attempt counter restarts from zero when the child had been up for
+    the spec's ``reset_after`` seconds: a stable run forgives old failures.
+    """
+    backoff = child.spec.backoff
+    if backoff is None:
+        return 0.0
+    stable = (backoff.reset_after is not None and child.started_at is not None
+              and now - child.started_at >= backoff.reset_after)
+    if stable:
+        child.attempt = 0
+    delay = backoff.delay(child.attempt, rng)
+    child.attempt += 1
+    return delay
+
+
+@dataclass(frozen=True)
+class TryAgain:
+    """A supervisor's message to itself: (re)start ``ids`` together (OTP's try_again_restart).
+
+    Ignored unless ``token`` is still the children's pending token, so a
+    terminate/restart/delete in between cancels it.
+    """
+
+    ids: tuple[Hashable, ...]
+    token: int
+    counted: bool  # already counted against the intensity when it was scheduled
+
+
+def tell_quietly(ref: Any, message: Any) -> None:
+    """Timer callback: deliver ``message`` unless the supervisor is gone meanwhile."""
+    try:
+        ref.tell(message)
+    except Exception:
+        pass  # the supervisor stopped; its pending restarts die with it

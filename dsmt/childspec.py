@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Hashable, Mapping
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 from dsmt.errors import SupervisorError
 
@@ -139,6 +139,20 @@ def check_flags(strategy: str, intensity: int, period: float, auto_shutdown: str
     if strategy == SIMPLE_ONE_FOR_ONE and auto_shutdown != NEVER:
         # As OTP 27: a dynamic pool has no meaningful "all significant children".
         raise SupervisorError("bad_spec", "simple_one_for_one requires auto_shutdown=never")
+
+
+def check_supervisor(strategy: str, intensity: int, period: float, auto_shutdown: str,
+                     specs: Sequence[ChildSpec]) -> list[ChildSpec]:
+    """The specs as a list if flags and specs fit together, else SupervisorError('bad_spec')."""
+    check_flags(strategy, intensity, period, auto_shutdown)
+    specs = list(specs)
+    if strategy == SIMPLE_ONE_FOR_ONE and len(specs) != 1:
+        raise SupervisorError("bad_spec", "simple_one_for_one needs exactly one child spec")
+    if len({spec.id for spec in specs}) != len(specs):
+        raise SupervisorError("bad_spec", "duplicate child ids")
+    for spec in specs:
+        check_in_supervisor(spec, auto_shutdown)
+    return specs
 
 
 def check_in_supervisor(spec: ChildSpec, auto_shutdown: str) -> None:

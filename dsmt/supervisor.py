@@ -53,67 +53,22 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-import sys
-from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Sequence
 
 from dsmt import _restart
-from dsmt._child import Child, await_stop, signal_stop
-from dsmt.actor import (
-    NORMAL,
-    SHUTDOWN,
-    Actor,
-    ChildExit,
-    Error,
-    ExitReason,
-    Origin,
-    exit_kind,
-    kill,
-    status_payload,
-)
-from dsmt.childspec import (
-    NEVER,
-    ONE_FOR_ONE,
-    SIMPLE_ONE_FOR_ONE,
-    SUPERVISOR,
-    TEMPORARY,
-    ChildInfo,
-    ChildSpec,
-    Counts,
-    check_flags,
-    check_in_supervisor,
-)
+from dsmt._child import Child, await_stop, publish_record, signal_stop, start_actor
+from dsmt._restart import TryAgain, backoff_delay, tell_quietly
+from dsmt.actor import NORMAL, SHUTDOWN, Actor, ChildExit, Error, ExitReason, Origin, exit_kind
+from dsmt.childspec import (NEVER, ONE_FOR_ONE, SIMPLE_ONE_FOR_ONE, SUPERVISOR, TEMPORARY,
+                            ChildInfo, ChildSpec, Counts, check_in_supervisor, check_supervisor)
 from dsmt.errors import SupervisorError
-from dsmt.event import STATUS
-from dsmt.states import (
-    PROCESS,
-    BACKOFF,
-    EXITED,
-    FAILED,
-    FATAL,
-    INITIATED,
-    INSTANTIATED,
-    REQUESTED,
-    RUNNING,
-    STARTING,
-    STOPPED,
-    STOPPING,
-    TERMINATED,
-)
+from dsmt.states import (BACKOFF, EXITED, FAILED, FATAL, INITIATED, INSTANTIATED, PROCESS,
+                         REQUESTED, RUNNING, STOPPED, STOPPING, TERMINATED)
 
 log = logging.getLogger(__name__)
 
 MAX_INTENSITY = "reached_max_restart_intensity"
 _PUBLISHED_FOR_CHILD = frozenset({BACKOFF, FATAL})  # states where no child actor can speak
-
-
-@dataclass(frozen=True)
-class _TryAgain:
-    """Self-message: (re)start ``ids`` together; ignored unless ``token`` is still pending."""
-
-    ids: tuple[Hashable, ...]
-    token: int
-    counted: bool  # the restart was already counted against the intensity
 
 
 class Supervisor(Actor):
@@ -143,14 +98,7 @@ class Supervisor(Actor):
         """
         super().__init__(origin, strategy=strategy, intensity=intensity, period=period,
                          auto_shutdown=auto_shutdown, **config)
-        check_flags(strategy, intensity, period, auto_shutdown)
-        specs = list(children)
-        if strategy == SIMPLE_ONE_FOR_ONE and len(specs) != 1:
-            raise SupervisorError("bad_spec", "simple_one_for_one needs exactly one child spec")
-        if len({spec.id for spec in specs}) != len(specs):
-            raise SupervisorError("bad_spec", "duplicate child ids")
-        for spec in specs:
-            check_in_supervisor(spec, auto_shutdown)
+        specs = check_supervisor(strategy, intensity, period, auto_shutdown, children)
         self.strategy = strategy
         self.auto_shutdown = auto_shutdown
         self._specs = specs
@@ -160,7 +108,7 @@ class Supervisor(Actor):
         self._rng = rng or random.Random()
         self._tokens = itertools.count(1)
         self._dynamic_ids = itertools.count()
-        self._giving_up = False
+        self._closing = False
 
     # --- life cycle (supervisor thread) ---------------------------------------
 
@@ -189,9 +137,11 @@ class Supervisor(Actor):
         self._terminate_all()
 
     def on_receive(self, message: Any) -> Any:
+        if self._closing and isinstance(message, (ChildExit, TryAgain)):
+            return None  # given up or shutting down: messages queued before the stop restart nothing
         if isinstance(message, ChildExit):
             return self._child_exited(message)
-        if isinstance(message, _TryAgain):
+        if isinstance(message, TryAgain):
             return self._try_again(message)
         return super().on_receive(message)
 
@@ -293,28 +243,7 @@ class Supervisor(Actor):
     def _start(self, child: Child) -> bool | ExitReason:
         """Start one child and wait for its ``on_start``; True, or why it did not start."""
         child.cancel_pending()
-        self._move(child, STARTING)
-        origin = Origin(self.ctx, child.path, self.actor_ref, child.id)
-        kwargs = {**child.spec.kwargs, **child.extra}
-        try:
-            ref = child.spec.start.start(origin, **kwargs) if isinstance(child.spec.start, type) \
-                else child.spec.start(origin, **kwargs)
-        except Exception:
-            outcome: bool | ExitReason = Error.from_exc_info(*sys.exc_info())
-            log.error("%s: starting child failed", child.path, exc_info=True)
-        else:
-            outcome = origin.lifeline.wait_started(child.spec.start_timeout)
-            if outcome is None:
-                kill(ref)
-                self.ctx.registry.unregister(child.path, ref)
-                outcome = Error("TimeoutError", f"on_start did not return within {child.spec.start_timeout}s")
-            elif outcome is True:
-                child.ref, child.lifeline = ref, origin.lifeline
-                child.started_at = self.ctx.clock.monotonic()
-                self._move(child, RUNNING)
-                return True
-        self._move(child, EXITED, str(outcome))
-        return outcome
+        return start_actor(child, self.ctx, self.actor_ref)
 
     def _stop_children(self, children: Sequence[Child]) -> None:
         """Stop ``children`` in reverse order (all at once for simple_one_for_one)."""
@@ -380,23 +309,11 @@ class Supervisor(Actor):
             if sibling.spec.restart not in _restart.KEPT_AFTER_SIBLING_RESTART:
                 del self._children[sibling.id]
         group = [c for c in group if c.id in self._children]
-        delay = self._backoff_delay(child, now)
+        delay = backoff_delay(child, now, self._rng)
         if delay:
             self._schedule(group, delay, counted=True)
         else:
             self._start_group(group)
-
-    def _backoff_delay(self, child: Child, now: float) -> float:
-        backoff = child.spec.backoff
-        if backoff is None:
-            return 0.0
-        stable = backoff.reset_after is not None and child.started_at is not None \
-            and now - child.started_at >= backoff.reset_after
-        if stable:
-            child.attempt = 0
-        delay = backoff.delay(child.attempt, self._rng)
-        child.attempt += 1
-        return delay
 
     def _start_group(self, group: Sequence[Child]) -> None:
         """Start ``group`` in order; on a failure undo this attempt and try again later."""
@@ -410,14 +327,14 @@ class Supervisor(Actor):
                 continue
             self._stop_children(started)
             retry = [c for c in group if c.id in self._children]
-            self._schedule(retry, self._backoff_delay(child, self.ctx.clock.monotonic()),
+            self._schedule(retry, backoff_delay(child, self.ctx.clock.monotonic(), self._rng),
                            counted=False)
             return
 
     def _schedule(self, group: Sequence[Child], delay: float, counted: bool) -> None:
         """Ask ourselves to start ``group`` again after ``delay`` (0: right after this message)."""
         token = next(self._tokens)
-        message = _TryAgain(tuple(c.id for c in group), token, counted)
+        message = TryAgain(tuple(c.id for c in group), token, counted)
         wall = self.ctx.clock.wall() + delay
         for child in group:
             child.cancel_pending()
@@ -429,13 +346,13 @@ class Supervisor(Actor):
                     self._move(child, BACKOFF, child.reason or "restarting")
         ref = self.actor_ref
         if delay:
-            timer = self.ctx.clock.call_later(delay, lambda: _tell(ref, message))
+            timer = self.ctx.clock.call_later(delay, lambda: tell_quietly(ref, message))
             for child in group:
                 child.timer = timer
         else:
             ref.tell(message)
 
-    def _try_again(self, message: _TryAgain) -> None:
+    def _try_again(self, message: TryAgain) -> None:
         group = [c for c in (self._children.get(i) for i in message.ids)
                  if c is not None and c.pending == message.token]
         if not group:
@@ -451,9 +368,7 @@ class Supervisor(Actor):
 
     def _give_up(self, child: Child) -> None:
         """Intensity reached: stop everything, say why, escalate."""
-        if self._giving_up:
-            return
-        self._giving_up = True
+        self._closing = True
         cause = child.reason or "exited"
         self._move(child, FATAL, f"{MAX_INTENSITY}: {cause}")
         self._terminate_all()
@@ -466,6 +381,7 @@ class Supervisor(Actor):
         self.stop(error)
 
     def _shut_down(self, why: str) -> None:
+        self._closing = True
         self._terminate_all()
         self.change_state(TERMINATED, why)
         self.stop(SHUTDOWN)
@@ -485,20 +401,9 @@ class Supervisor(Actor):
             self._publish_for(child)
 
     def _publish_for(self, child: Child) -> None:
-        if self.publisher is None:
-            return
-        component = Origin(self.ctx, child.path).component
-        left = self._window.left(self.ctx.clock.monotonic())
-        self.publisher.publish(
-            self.ctx.layout.status(component, self.ctx.sliver),
-            STATUS,
-            status_payload(self.ctx, component, child.state, child.reason,
-                           {"next_attempt": child.next_attempt, "restarts_left": left,
-                            "attempt": child.attempt, "restarts": child.restarts,
-                            "supervisor": self.path},
-                           path=child.path),
-            retain=True,
-        )
+        if self.publisher is not None:
+            left = self._window.left(self.ctx.clock.monotonic())
+            publish_record(self.publisher, self.ctx, child, left, self.path)
 
     def _find(self, key: Hashable) -> Child:
         if self.strategy == SIMPLE_ONE_FOR_ONE and hasattr(key, "actor_urn"):
@@ -522,10 +427,3 @@ class Supervisor(Actor):
             raise SupervisorError("restarting", child_id)
         return child
 
-
-def _tell(ref: Any, message: Any) -> None:
-    """Timer callback: deliver ``message`` unless the supervisor is gone meanwhile."""
-    try:
-        ref.tell(message)
-    except Exception:
-        pass  # the supervisor stopped; its pending restarts die with it
