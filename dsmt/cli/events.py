@@ -3,10 +3,10 @@
 Usage::
 
     dsmt events --router HOST:PORT [--router ...] --service S --password-file F
-                [--instance I] [--type NAMESPACE] [--xml] [--count N] [CHANNEL]
+                [--instance I] [--type NAMESPACE] [--xml] [--count N] CHANNEL
 
 Logs in to one of the routers as service S (password: first line of F),
-holds a lease on CHANNEL (default ``/``: everything) and prints one line per
+holds a lease on CHANNEL (and its sub-channels) and prints one line per
 event until interrupted (or until N events with ``--count``)::
 
     2026-05-06T10:00:01.250 /org/dsmt/x/ attribute alice/1 {"field": "load", "value": "3"}
@@ -27,7 +27,7 @@ from dsmt.errors import ConfigError, DsmtError
 
 
 @click.command()
-@click.argument("channel", default="/")
+@click.argument("channel")
 @click.option("--router", "routers", multiple=True, required=True, help="HOST:PORT (repeatable).")
 @click.option("--service", required=True, help="Service name to log in as.")
 @click.option("--instance", default=None, help="Instance name (login resource).")
@@ -43,7 +43,7 @@ def command(channel, routers, service, instance, password_file, type_, as_xml, c
     from gateways.psepr import config, xml
     from gateways.psepr.client import Client
 
-    channels.validate_subscription(channel)
+    channels.validate(channel)
     try:
         password = Path(password_file).read_text(encoding="utf-8").splitlines()[0]
     except (OSError, IndexError) as exc:

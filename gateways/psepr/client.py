@@ -141,8 +141,13 @@ class Client:
 
     def lease(self, prefix: str, callback: Callable[[Event], Any], *, type: str | None = None,
               duration: float = 60.0, identifier: str | None = None) -> Subscription:
-        """Hold a lease on ``prefix``; ``callback(event)`` gets every matching event."""
-        channels.validate_subscription(prefix)
+        """Hold a lease on ``prefix``; ``callback(event)`` gets every matching event.
+
+        Raises ChannelError for an invalid prefix, and for ``/``: a lease is
+        an event sent to its channel, and the PsEPR XML codec accepts no
+        event on ``/`` (see the report of the issue).
+        """
+        channels.validate(prefix)
         identifier = identifier or uuid.uuid4().hex
         machine = lm.ClientLease(identifier, prefix, type, duration, self._timing)
         sub = Subscription(identifier, prefix, type, callback, machine)

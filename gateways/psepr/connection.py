@@ -123,6 +123,7 @@ class Connection(asyncio.Protocol):
                 log.info("%r: %s: %s", self, condition, exc)
                 self.fail(condition, str(exc))
             else:
+                self.router.stats["internal_errors"] += 1
                 log.exception("%r: failed; closing this connection only", self)
                 self.fail("internal-server-error", "internal error")
 

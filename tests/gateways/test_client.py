@@ -1,0 +1,160 @@
+"""The client library: router choice, lease renegotiation, retries, filtering, threads."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from dsmt.event import ATTRIBUTE, LEASE, STATUS
+from dsmt.testing import wait_for
+from gateways.psepr import lease_machine as lm
+from gateways.psepr import stream
+
+from .conftest import lease_count
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def _attr(value="1"):
+    return {"field": "f", "value": value}
+
+
+def _closed_port() -> tuple[str, int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()
+
+
+def test_a_client_skips_a_dead_router_and_connects_to_a_live_one(router, make_client):
+    client = make_client([_closed_port(), router.address], connect=False)
+    assert client.wait_connected(10)
+    assert client.router == router.address
+
+
+def test_leases_are_renegotiated_after_a_reconnect(make_router, make_client):
+    first, second = make_router("r1"), make_router("r2")
+    got = []
+    client = make_client([first.address], connect=False)
+    client.routers.append(second.address)  # before start: same list, either order
+    assert client.wait_connected(10)
+    sub = client.lease("/a/", got.append)
+    wait_for(lambda: sub.state == lm.GRANTED, 5, "grant")
+    used = first if client.router == first.address else second
+    other = second if used is first else first
+    requests = client.stats["lease_requests"]
+    used.stop()
+    wait_for(lambda: client.router == other.address and sub.state == lm.GRANTED
+             and client.stats["lease_requests"] > requests, 10, "reconnect and re-grant")
+    assert lease_count(other) == 1
+    make_client(other, "bob").publish(client.make("/a/", ATTRIBUTE, _attr("again")))
+    wait_for(lambda: got, 5, "delivery after the reconnect")
+
+
+class SilentRouter:
+    """Logs clients in, counts their lease requests and never answers them."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.address = self.sock.getsockname()
+        self.requests = 0
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        self._conns.append(conn)
+        parser = stream.StreamParser()
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            for item in parser.feed(data):
+                if isinstance(item, stream.StreamHeader):
+                    conn.sendall(stream.stream_header(from_="silent", id="1"))
+                elif item is not stream.END and item.tag == stream.IQ:
+                    conn.sendall(stream.auth_ok(item.get("id")))
+                elif item is not stream.END and item.tag == stream.MESSAGE:
+                    if stream.message_event(item).type == LEASE:
+                        self.requests += 1
+
+    def close(self) -> None:
+        for conn in self._conns:
+            conn.close()
+        self.sock.close()
+
+
+def test_an_unanswered_lease_request_is_retried_then_given_up(make_client):
+    silent = SilentRouter()
+    try:
+        client = make_client([silent.address], timing=lm.Timing(retry_after=0.05, max_tries=4))
+        sub = client.lease("/a/", lambda e: None)
+        wait_for(lambda: sub.state == lm.FAILED, 5, "give up")
+        assert silent.requests == 4
+    finally:
+        silent.close()
+
+
+def test_events_go_to_the_callbacks_whose_prefix_and_type_match(router, make_client):
+    statuses, under_b, everything = [], [], []
+    client = make_client(router)
+    subs = [client.lease("/a/", statuses.append, type=STATUS),
+            client.lease("/a/b/", under_b.append),
+            client.lease("/a/", everything.append)]
+    wait_for(lambda: all(s.state == lm.GRANTED for s in subs), 5, "grants")
+    pub = make_client(router, "bob")
+    pub.publish(pub.make("/a/b/c/", ATTRIBUTE, _attr("attr")))
+    pub.publish(pub.make("/a/x/", STATUS, {"state": "running"}))
+    wait_for(lambda: len(everything) == 2, 5, "deliveries")
+    assert [e.type for e in statuses] == [STATUS]
+    assert [e.payload["value"] for e in under_b] == ["attr"]
+
+
+def test_events_published_while_disconnected_are_sent_after_connecting(router, make_client):
+    got = []
+    sub = make_client(router)
+    lease = sub.lease("/a/", got.append)
+    wait_for(lambda: lease.state == lm.GRANTED, 5, "grant")
+    pub = make_client(router, "bob", connect=False)
+    events = [pub.make("/a/", ATTRIBUTE, _attr(str(i))) for i in range(5)]
+    for event in events:
+        pub.publish(event)
+    wait_for(lambda: len(got) == 5, 10, "buffered events")
+    assert [e.id for e in got] == [e.id for e in events]
+
+
+def test_publish_is_safe_from_many_threads(router, make_client):
+    got = []
+    sub = make_client(router)
+    lease = sub.lease("/a/", got.append)
+    wait_for(lambda: lease.state == lm.GRANTED, 5, "grant")
+    pub = make_client(router, "bob")
+
+    def burst(k: int) -> None:
+        for i in range(50):
+            pub.publish(pub.make("/a/", ATTRIBUTE, _attr(f"{k}.{i}")))
+
+    threads = [threading.Thread(target=burst, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    wait_for(lambda: len(got) == 200, 10, "all events")
+    assert len({e.id for e in got}) == 200
+
+
+def test_a_lease_on_everything_is_refused_up_front_because_the_xml_cannot_carry_it(
+        router, make_client):
+    from dsmt.errors import ChannelError
+    with pytest.raises(ChannelError):
+        make_client(router).lease("/", lambda e: None)
+
+
+def test_a_wrong_password_never_connects(router, make_client):
+    client = make_client(router, password="nope", connect=False)
+    wait_for(lambda: client.stats["connect_failures"] >= 2, 5, "refusals")
+    assert not client.wait_connected(0)
