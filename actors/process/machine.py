@@ -122,16 +122,17 @@ class ProcessMachine:
         done: Future[None] = Future()
         if self.state == STOPPED:
             done.set_result(None)
-            return done
-        self._stop_waiters.append(done)
-        if self.state == STOPPING:
-            self._after_stop = _STOP
-        elif self.state in (STARTING, RUNNING):
-            self._begin_stop(_STOP, reason)
-        else:  # backoff, exited, fatal: no process
+        elif self.state in (STARTING, RUNNING, STOPPING):
+            self._stop_waiters.append(done)
+            if self.state == STOPPING:
+                self._after_stop = _STOP
+            else:
+                self._begin_stop(_STOP, reason)
+        else:  # backoff, exited, fatal: there is no process
             self._cancel_timer()
             self.next_attempt = None
             self._move(STOPPED, reason)
+            done.set_result(None)
         return done
 
     def restart(self, reason: str = "restart requested") -> None:

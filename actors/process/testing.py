@@ -60,6 +60,7 @@ class FakeOs:
         self.monitors: list[FakeMonitor] = []
         self.spawn_errors: list[OSError] = []  # raised by the next spawns, in order
         self.live: dict[int, ProcessRecord] = {}  # adoptable records, by pid
+        self.exit_on: set[int] = set()  # signals that end the signalled process at once
         self._pids = itertools.count(first_pid)
 
     @property
@@ -77,6 +78,8 @@ class FakeOs:
 
     def signal(self, handle: ProcessHandle, sig: int) -> None:
         self.signals.append((handle.pid, sig))
+        if sig in self.exit_on and not handle.exited.done():
+            self.exit(handle, signal=sig)
 
     def adopt(self, record: ProcessRecord) -> ProcessHandle | None:
         known = self.live.get(record.pid)
