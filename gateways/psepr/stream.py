@@ -74,6 +74,16 @@ from dsmt.event import Event
 from gateways.psepr import xml
 from gateways.psepr.xml import MAX_DEPTH, MAX_STANZA, XmlError
 
+__all__ = [
+    "STREAMS_NS", "CLIENT_NS", "AUTH_NS", "EXPIRE_NS", "STREAM_ERRORS_NS", "STANZA_ERRORS_NS",
+    "REGISTRY", "PORT", "SLICE", "MESSAGE", "IQ", "PRESENCE", "STREAM", "STREAM_ERROR",
+    "STREAM_END", "CONDITIONS", "END", "StreamError", "StreamHeader", "StreamParser",
+    "AuthRequest", "AuthReply", "stream_header", "stream_error", "parse_stream_error",
+    "auth_get", "auth_set", "auth_fields", "auth_ok", "auth_refused", "iq_error", "parse_auth",
+    "parse_auth_reply", "registry_jid", "message_stanza", "message_event", "event_from_message",
+    "message_expire", "message_error",
+]
+
 STREAMS_NS = "http://etherx.jabber.org/streams"
 CLIENT_NS = "jabber:client"
 AUTH_NS = "jabber:iq:auth"
@@ -502,4 +512,4 @@ def _stanza_error(type_: str, condition: str, text: str | None) -> etree._Elemen
 
 def _printable(text: str) -> str:
     """``text`` with the characters XML cannot carry replaced by U+FFFD (for free text)."""
-    return xml._XML_UNSAFE.sub("\ufffd", text)
+    return xml.XML_UNSAFE.sub("\ufffd", text)

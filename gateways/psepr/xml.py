@@ -82,7 +82,8 @@ any other namespace
     (str, the payload element serialized alone, unused namespace
     declarations dropped); on encode the string is parsed with the hardened
     parser and re-emitted as is (its root must be ``payload`` in the event
-    type's namespace).
+    type's namespace, nested at most ``MAX_DEPTH - 3`` deep so that it fits
+    under stream, message and event).
 
 Parsing (:func:`hardened_parser`): lxml with no DTD loading, no external
 entities, no network, ``huge_tree`` off, input forced to UTF-8, and a
@@ -115,6 +116,12 @@ from dsmt import channels
 from dsmt.errors import ChannelError, CodecError
 from dsmt.event import ATTRIBUTE, LEASE, Address, Event
 
+__all__ = [
+    "EVENT_NS", "META_NS", "RECORD_PREFIX", "MAX_STANZA", "MAX_DEPTH", "MAX_RECORD_DEPTH",
+    "EVENT_TAG", "XML_UNSAFE", "XmlError", "hardened_parser", "GuardedTarget", "parse",
+    "event_to_element", "event_to_bytes", "event_from_element", "event_from_bytes",
+]
+
 EVENT_NS = "http://psepr.org/xs/event"
 META_NS = "http://dsmt.org/xs/event-meta"
 RECORD_PREFIX = "http://dsmt.org/xs/payload/"
@@ -126,7 +133,8 @@ LEASE_OPS = frozenset({"register", "unregister", "lease"})
 EVENT_TAG = f"{{{EVENT_NS}}}event"
 _TO, _FROM, _PAYLOAD = (f"{{{EVENT_NS}}}{n}" for n in ("to", "from", "payload"))
 _CHANNEL, _SERVICE, _INSTANCE = (f"{{{EVENT_NS}}}{n}" for n in ("channel", "service", "instance"))
-_ID, _SEQ, _EPOCH, _TS, _RETAIN = (f"{{{META_NS}}}{n}" for n in ("id", "seq", "epoch", "ts", "retain"))
+_ID, _SEQ, _EPOCH, _TS, _RETAIN = (
+    f"{{{META_NS}}}{n}" for n in ("id", "seq", "epoch", "ts", "retain"))
 _NSMAP = {None: EVENT_NS, "d": META_NS}
 
 _MAX_INT = (1 << 63) - 1
@@ -135,8 +143,8 @@ _INT_RE = re.compile(r"-?[0-9]{1,20}")
 _FLOAT_RE = re.compile(r"[-+]?(?:inf|nan|[0-9][0-9.e+-]{0,30}|\.[0-9][0-9.e+-]{0,30})")
 _NAN_BITS_RE = re.compile(r"nan:([0-9a-f]{16})")
 _DEFAULT_NAN_BITS = struct.unpack("<Q", struct.pack("<d", math.nan))[0]
-# Characters XML 1.0 cannot carry in text or attributes.
-_XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# A character XML 1.0 cannot carry in text or attributes.
+XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class XmlError(CodecError):
@@ -235,14 +243,14 @@ class GuardedTarget:
             return None
 
 
-def parse(data: bytes, max_size: int = MAX_STANZA) -> etree._Element:
+def parse(data: bytes, max_size: int = MAX_STANZA, max_depth: int = MAX_DEPTH) -> etree._Element:
     """The root element of the XML document ``data``; raises XmlError."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise XmlError(f"expected bytes, got {type(data).__name__}")
     if len(data) > max_size:
         raise XmlError(f"document of {len(data)} bytes is over the {max_size} limit",
                        condition="policy-violation")
-    target = GuardedTarget()
+    target = GuardedTarget(max_depth)
     parser = hardened_parser(target)
     try:
         parser.feed(bytes(data))
@@ -405,7 +413,7 @@ def _address_from(el: etree._Element, what: str) -> Address | None:
 
 
 def _payload_to_element(type_: object, payload: Any) -> etree._Element:
-    if type(type_) is not str or not 0 < len(type_) <= 512 or _XML_UNSAFE.search(type_):
+    if type(type_) is not str or not 0 < len(type_) <= 512 or XML_UNSAFE.search(type_):
         raise XmlError("type must be a namespace URI of 1..512 chars", type_)
     if type_ == ATTRIBUTE:
         return _attribute_to(payload)
@@ -497,9 +505,11 @@ def _lease_from(el: etree._Element) -> dict[str, Any]:
 
 
 def _raw_to(type_: str, payload: Any) -> etree._Element:
-    if not isinstance(payload, Mapping) or set(payload) != {"xml"} or type(payload["xml"]) is not str:
+    if (not isinstance(payload, Mapping) or set(payload) != {"xml"}
+            or type(payload["xml"]) is not str):
         raise XmlError(f"payload of unknown type {type_} must be {{'xml': str}}", payload)
-    el = parse(payload["xml"].encode("utf-8", "surrogatepass"), MAX_STANZA)
+    # In a stream the payload sits under stream, message and event: it must fit below them.
+    el = parse(payload["xml"].encode("utf-8", "surrogatepass"), MAX_STANZA, MAX_DEPTH - 3)
     if el.tag != f"{{{type_}}}payload":
         raise XmlError(f"raw payload root must be payload in namespace {type_}", el.tag)
     return el
@@ -533,7 +543,7 @@ def _value_to(parent: etree._Element, value: Any, ns: str, depth: int,
         el.text = _float_text(float(value))
     elif isinstance(value, str):
         el = _record(parent, ns, "s")
-        if _XML_UNSAFE.search(value):
+        if XML_UNSAFE.search(value):
             el.set("e", "b64")
             el.text = _b64(value.encode("utf-8", "surrogatepass"))
         else:
@@ -554,7 +564,7 @@ def _value_to(parent: etree._Element, value: Any, ns: str, depth: int,
     else:
         raise XmlError(f"cannot encode a {type(value).__name__} in a typed record", value)
     if key is not None:
-        if _XML_UNSAFE.search(key):
+        if XML_UNSAFE.search(key):
             el.set("k64", _b64(key.encode("utf-8", "surrogatepass")))
         else:
             el.set("k", str(key))
@@ -678,7 +688,7 @@ def _safe(what: str, value: object, limit: int | None = None, empty: bool = Fals
         raise XmlError(f"{what} must not be empty", value)
     if limit is not None and len(value) > limit:
         raise XmlError(f"{what} is longer than {limit} chars", value)
-    bad = _XML_UNSAFE.search(value)
+    bad = XML_UNSAFE.search(value)
     if bad:
         raise XmlError(f"{what} has a character XML cannot carry: {bad.group()!r}", value)
     return value

@@ -291,3 +291,21 @@ def test_a_long_stream_does_not_grow_the_parser():
     assert count == 100_000
     # Keeping 90k stanzas (or a tree of the stream) would take tens of MB.
     assert grown < 8 << 20, f"RSS grew by {grown} bytes over 90k stanzas"
+
+
+def test_the_deepest_encodable_payloads_still_fit_in_a_stream():
+    typed: list = []
+    for _ in range(xml.MAX_RECORD_DEPTH - 1):
+        typed = [typed]
+    raw = ("<p>" * (xml.MAX_DEPTH - 3) + "</p>" * (xml.MAX_DEPTH - 3)).replace(
+        "<p>", "<payload xmlns='urn:deep'>", 1)[:-4] + "</payload>"
+    sender = Sequencer(Address("s"))
+    events = [sender.make("/a/", RECORD, typed), sender.make("/a/", "urn:deep", {"xml": raw})]
+    parser = StreamParser()
+    parser.feed(HEADER)
+    for event in events:
+        (message,) = parser.feed(stream.message_stanza(event, to="psepr_registry@r"))
+        assert stream.message_event(message) == xml.event_from_bytes(xml.event_to_bytes(event))
+    too_deep = raw.replace("<p>", "<p><p>", 1).replace("</p>", "</p></p>", 1)
+    with pytest.raises(xml.XmlError, match="deeper"):
+        stream.message_stanza(sender.make("/a/", "urn:deep", {"xml": too_deep}), to="r")

@@ -21,14 +21,14 @@ FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCh
 
 # ---------------------------------------------------------------- strategies
 
-XML_SAFE = st.characters(codec="utf-8").filter(lambda c: not xml._XML_UNSAFE.match(c))
+XML_SAFE = st.characters(codec="utf-8").filter(lambda c: not xml.XML_UNSAFE.match(c))
 ANY_CHAR = st.characters(exclude_categories=())  # includes lone surrogates and controls
 safe_text = st.text(XML_SAFE, max_size=20)
 name = st.text(XML_SAFE, min_size=1, max_size=20)
 
 _CHANNEL_CHARS = st.characters(codec="utf-8").filter(
     lambda c: (0x21 <= ord(c) <= 0x7E and c not in "/@") or (ord(c) >= 0xA0
-                                                             and not xml._XML_UNSAFE.match(c)))
+                                                             and not xml.XML_UNSAFE.match(c)))
 channel = st.lists(st.text(_CHANNEL_CHARS, min_size=1, max_size=8).filter(lambda e: e != "*"),
                    min_size=1, max_size=5).map(lambda parts: "/" + "/".join(parts) + "/")
 address = st.builds(Address, name, st.none() | name)
