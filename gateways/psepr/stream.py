@@ -60,6 +60,11 @@ memory does not grow with the length of the stream. It refuses, with a
 After a StreamError the parser is dead: every later ``feed()`` raises it
 again. Stanzas completed in the same ``feed()`` call before the error are
 not returned. Nothing but StreamError escapes ``feed()``.
+
+Known limit: lxml interns element and attribute names in a dictionary per
+thread that is never emptied, so a peer that keeps inventing new names
+grows it (about 36 bytes per distinct name); the router's per-connection
+rate limits bound how fast.
 """
 
 from __future__ import annotations
