@@ -1,0 +1,293 @@
+"""The bus client: how actors and tools publish to and subscribe from the hub.
+
+``Bus(context, endpoints)`` is a factory, cheap and thread-safe; the sockets
+live in what it makes:
+
+- :meth:`Bus.publisher` -> :class:`Publisher`, the :class:`dsmt.context.Publisher`
+  of one sender: stamps events with a :class:`dsmt.event.Sequencer` and sends
+  them to the hub. ``Bus.publisher`` is itself a
+  :class:`dsmt.context.PublisherFactory`.
+- :meth:`Bus.subscriber` -> :class:`Subscriber`: receives the events under a
+  set of channel prefixes, optionally starting with the retained state
+  (the clone pattern of :mod:`dsmt.snapshot`), and reports gaps
+  (:mod:`dsmt.gaps`).
+
+Threading: a Publisher or Subscriber is created, used and closed by one
+thread (it owns a ZeroMQ socket); another thread calling it gets
+RuntimeError. Sockets have ``linger=0``: closing drops what was not yet
+handed to the hub, and the hub itself is in the same node.
+
+No sleeps and no slow-joiner losses: constructing a Publisher returns once
+the hub's subscription has reached its socket, and constructing a Subscriber
+returns once the hub has confirmed its subscriptions (the *welcome* on its
+sync channel); an event published after both constructors return is
+delivered. Both raise TimeoutError if the hub does not answer in time.
+
+High-water marks and what is counted: see :mod:`dsmt.hub`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from typing import Any, Iterable, Iterator
+
+import zmq
+
+from dsmt import channels, codec, snapshot
+from dsmt.errors import CodecError
+from dsmt.event import Address, Event, Sequencer
+from dsmt.gaps import GapDetector, Report
+from dsmt.hub import HWM, SYNC_PREFIX, Endpoints, sync_channel
+
+log = logging.getLogger(__name__)
+
+SEND_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 5.0
+_SYNC_PREFIX_B = SYNC_PREFIX.encode()
+_CHANNEL_CACHE = 4096
+
+
+class Bus:
+    """Makes publishers and subscribers connected to one hub's endpoints."""
+
+    def __init__(self, context: zmq.Context, endpoints: Endpoints, *, hwm: int = HWM,
+                 send_timeout: float = SEND_TIMEOUT,
+                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        self.context = context
+        self.endpoints = endpoints
+        self.hwm = hwm
+        self.send_timeout = send_timeout
+        self.connect_timeout = connect_timeout
+
+    def publisher(self, sender: Address) -> Publisher:
+        """A publisher for ``sender``, owned by the calling thread."""
+        return Publisher(self.context, self.endpoints.publish, sender, hwm=self.hwm,
+                         send_timeout=self.send_timeout, connect_timeout=self.connect_timeout)
+
+    def subscriber(self, prefixes: Iterable[str] | str, snapshot: bool = False) -> Subscriber:
+        """A subscriber to ``prefixes`` (``"/"`` = all), owned by the calling thread.
+
+        With ``snapshot=True`` it first yields the retained events under the
+        prefixes, then every event the hub forwarded after that snapshot.
+        Raises ChannelError for a bad prefix, TimeoutError if the hub is mute.
+        """
+        return Subscriber(self.context, self.endpoints, prefixes, snapshot=snapshot,
+                          hwm=self.hwm, timeout=self.connect_timeout)
+
+
+class _Owned:
+    _owner: int
+    _sock: zmq.Socket | None
+
+    def _check(self) -> zmq.Socket:
+        if threading.get_ident() != self._owner:
+            raise RuntimeError(f"{type(self).__name__} used outside the thread that created it")
+        if self._sock is None:
+            raise RuntimeError(f"{type(self).__name__} used after close()")
+        return self._sock
+
+    def close(self) -> None:
+        """Close the socket; idempotent; only in the owning thread."""
+        if self._sock is not None:
+            self._check()
+            self._sock.close(linger=0)
+            self._sock = None
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+class Publisher(_Owned):
+    """Publishes the events of one sender to the hub (see the module docstring).
+
+    The socket is an XPUB (a PUB that can also read the hub's subscription,
+    which is the connect handshake). ``sent`` counts events handed to
+    ZeroMQ; ``dropped`` counts events given up after ``send_timeout`` seconds
+    of a full queue (each is logged; subscribers see the seq gap).
+    """
+
+    def __init__(self, context: zmq.Context, endpoint: str, sender: Address, *,
+                 hwm: int = HWM, send_timeout: float = SEND_TIMEOUT,
+                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        self._owner = threading.get_ident()
+        self.sender = sender
+        self.sequencer = Sequencer(sender)
+        self.sent = 0
+        self.dropped = 0
+        self._valid: dict[str, bytes] = {}
+        sock = context.socket(zmq.XPUB)
+        self._sock = sock
+        try:
+            sock.linger = 0
+            sock.sndhwm = hwm
+            sock.setsockopt(zmq.XPUB_NODROP, 1)
+            sock.sndtimeo = int(send_timeout * 1000)
+            sock.connect(endpoint)
+            if not sock.poll(connect_timeout * 1000):
+                raise TimeoutError(f"hub at {endpoint} did not answer within {connect_timeout}s")
+            sock.recv()  # the hub's "subscribe to everything"
+        except BaseException:
+            self.close()
+            raise
+
+    def publish(self, channel: str, type: str, payload: Any, *, retain: bool = False,
+                to: Address | None = None) -> Event:
+        """Stamp and send one event; returns it. Raises ChannelError, CodecError."""
+        sock = self._check()
+        if channel not in self._valid:
+            channels.validate(channel)
+        event = self.sequencer.make(channel, type, payload, retain=retain, to=to)
+        self._send(sock, event)
+        return event
+
+    def send(self, event: Event) -> None:
+        """Forward an event made elsewhere, unchanged (its sender and seq are kept)."""
+        sock = self._check()
+        if event.channel not in self._valid:
+            channels.validate(event.channel)
+        self._send(sock, event)
+
+    def _send(self, sock: zmq.Socket, event: Event) -> None:
+        channel, body = codec.encode(event)
+        try:
+            sock.send(channel, zmq.SNDMORE)
+        except zmq.Again:
+            self.dropped += 1
+            log.warning("publisher %s: hub queue full, dropped event %s on %s",
+                        self.sender, event.id, event.channel)
+            return
+        sock.send(body)
+        self.sent += 1
+        valid = self._valid
+        if len(valid) >= _CHANNEL_CACHE:
+            valid.clear()
+        valid[event.channel] = channel
+
+
+class Subscriber(_Owned):
+    """Receives the events under some prefixes from the hub, in hub order.
+
+    ``recv(timeout)`` returns the next event or None after ``timeout``
+    seconds (None: wait forever; 0: do not wait). Iterating yields events
+    forever. Frames that do not decode are skipped and counted in
+    ``undecodable``; per-sender losses are in ``gaps`` (reports, newest
+    last) and ``gap_detector``. Events on other subscribers' sync channels
+    (seen by a ``/`` subscriber) are skipped.
+    """
+
+    def __init__(self, context: zmq.Context, endpoints: Endpoints,
+                 prefixes: Iterable[str] | str, *, snapshot: bool = False, hwm: int = HWM,
+                 timeout: float = CONNECT_TIMEOUT) -> None:
+        self._owner = threading.get_ident()
+        if isinstance(prefixes, str):
+            prefixes = [prefixes]
+        self.prefixes = tuple(channels.validate_subscription(p) for p in prefixes)
+        self.undecodable = 0
+        self.gap_detector = GapDetector()
+        self.snapshot: snapshot.Snapshot | None = None
+        self._token = secrets.token_hex(8)
+        self._sync = sync_channel(self._token)
+        self._pending: deque[Event] = deque()
+        sock = context.socket(zmq.SUB)
+        self._sock = sock
+        try:
+            sock.linger = 0
+            sock.rcvhwm = hwm
+            sock.connect(endpoints.subscribe)
+            for prefix in self.prefixes:
+                sock.subscribe(prefix.encode("utf-8"))
+            sock.subscribe(self._sync.encode())
+            deadline = time.monotonic() + timeout
+            self._await_sync("welcome", deadline)
+            if snapshot:
+                self._join(context, endpoints.snapshot, deadline)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def gaps(self) -> list[Report]:
+        return list(self.gap_detector.reports)
+
+    def recv(self, timeout: float | None = None) -> Event | None:
+        """The next event, or None once ``timeout`` seconds passed without one."""
+        sock = self._check()
+        if self._pending:
+            return self._pending.popleft()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            item = self._next(sock, deadline)
+            if item is None:
+                return None
+            if item.channel.startswith(SYNC_PREFIX):
+                continue  # a late welcome/marker of ours, or another subscriber's
+            return item
+
+    def __iter__(self) -> Iterator[Event]:
+        while True:
+            event = self.recv()
+            if event is not None:
+                yield event
+
+    def _next(self, sock: zmq.Socket, deadline: float | None) -> Event | None:
+        """The next decodable event from the socket (sync ones included), or None."""
+        while True:
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                wait = None if deadline is None else (deadline - time.monotonic()) * 1000
+                if wait is not None and wait <= 0:
+                    return None
+                sock.poll(wait)
+                continue
+            try:
+                event = codec.decode(frames)
+            except CodecError:
+                self.undecodable += 1
+                continue
+            if not frames[0].startswith(_SYNC_PREFIX_B):
+                self.gap_detector.observe(event)
+            return event
+
+    def _await_sync(self, kind: str, deadline: float) -> Event:
+        """Read until our own sync event of ``kind``; keep data events read meanwhile."""
+        sock = self._check()
+        while True:
+            event = self._next(sock, deadline)
+            if event is None:
+                raise TimeoutError(f"no {kind} from the hub on {self._sync}")
+            if event.channel != self._sync:
+                if not event.channel.startswith(SYNC_PREFIX):
+                    self._pending.append(event)
+                continue
+            payload = event.payload
+            if isinstance(payload, dict) and payload.get("kind") == kind and (
+                    kind != "snapshot" or payload.get("token") == self._token):
+                return event
+
+    def _join(self, context: zmq.Context, endpoint: str, deadline: float) -> None:
+        """The late-joiner protocol of :mod:`dsmt.snapshot`, steps 2-4."""
+        dealer = context.socket(zmq.DEALER)
+        try:
+            dealer.linger = 0
+            dealer.connect(endpoint)
+            dealer.send_multipart(snapshot.encode_request(self._token, self._sync,
+                                                          self.prefixes))
+            if not dealer.poll(max(0.0, deadline - time.monotonic()) * 1000):
+                raise TimeoutError(f"no snapshot reply from the hub at {endpoint}")
+            snap = snapshot.parse_reply(dealer.recv_multipart(), self._token)
+        finally:
+            dealer.close(linger=0)
+        self._await_sync("snapshot", deadline)
+        # Everything read before the marker was forwarded before the snapshot.
+        self._pending.clear()
+        self._pending.extend(snap.events)
+        self.undecodable += snap.undecodable
+        self.snapshot = snap

@@ -1,0 +1,211 @@
+"""Retained state for late joiners: the zguide "clone" pattern over the hub.
+
+The hub keeps, per key (an event's channel), the newest event published with
+``retain=True``, stamped with the hub's own sequence: ``hub_seq`` counts every
+event the hub forwards, in the one order in which it forwards them. A retained
+event whose payload is ``None`` clears its key (it is still forwarded).
+
+Why a late joiner sees no gap and no duplicate
+----------------------------------------------
+The hub is one thread that forwards events, keeps the store and answers
+snapshot requests, so "forwarded before the snapshot" and "after" are defined
+by that thread's order. A joining subscriber:
+
+1. subscribes to its prefixes and to a private *sync channel*
+   (:func:`dsmt.hub.sync_channel`), and waits for the hub's *welcome* on it;
+   subscriptions travel in order on one pipe, so once the hub has seen the
+   sync subscription every data subscription is live;
+2. sends a snapshot request (prefixes, its sync channel, a token);
+3. the hub, in one step, copies the retained events under the prefixes and
+   publishes a *marker* event (payload ``{"kind": "snapshot", "token": ...,
+   "hub_seq": H}``) on the sync channel, into the same outgoing stream as the
+   data; the reply carries the same ``H``;
+4. the subscriber drops every event it receives before the marker (each was
+   forwarded before the snapshot was taken, so its effect is in the snapshot
+   or superseded by it), applies the snapshot, then delivers everything after
+   the marker (forwarded after the snapshot, so newer than it).
+
+ZeroMQ delivers one publisher socket's messages to one subscriber in order,
+and the subscriber was subscribed before step 3 (step 1), so the stream after
+the marker is exactly the events forwarded after ``H``: nothing twice, nothing
+missing (unless a high-water mark dropped some, which the gap detector
+reports).
+
+Request (a client DEALER to the hub ROUTER), one multipart message::
+
+    MAGIC, token (1..64 ASCII), sync channel (UTF-8, or empty: no marker),
+    prefix, prefix, ...          (1..MAX_PREFIXES subscriptions, "/" = all)
+
+Reply::
+
+    MAGIC, b"OK",  token, hub_seq (ASCII int), truncated (b"0"|b"1"),
+                   channel, body, channel, body, ...   (oldest hub_seq first)
+    MAGIC, b"ERR", token (or empty), reason (UTF-8)
+
+Bounds: a reply holds at most ``max_keys`` events and ``max_bytes`` bytes of
+channel+body (defaults :data:`MAX_KEYS`, :data:`MAX_BYTES`); beyond that the
+newest events are left out and ``truncated`` is set: a client that needs the
+whole state must narrow its prefixes. The store itself holds at most
+:data:`MAX_STORE_KEYS` keys; beyond that the key updated longest ago is
+evicted and counted. A garbage request gets an ``ERR`` reply (or none, when
+not even the envelope is readable) and is counted; it never disturbs the hub.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from dsmt import channels, codec
+from dsmt.errors import ChannelError, CodecError, DsmtError
+from dsmt.event import Event
+
+MAGIC = b"DSMT-SNAPSHOT/1"
+MAX_KEYS = 10_000
+MAX_BYTES = 16 << 20
+MAX_STORE_KEYS = 100_000
+MAX_PREFIXES = 64
+MAX_REQUEST_FRAMES = 3 + MAX_PREFIXES
+MAX_TOKEN = 64
+
+
+class SnapshotError(DsmtError):
+    """The hub refused a snapshot request or answered something unreadable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    token: str
+    sync_channel: str | None
+    prefixes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A decoded reply: the retained events (oldest first) as of ``hub_seq``."""
+
+    token: str
+    hub_seq: int
+    truncated: bool
+    events: tuple[Event, ...]
+    undecodable: int
+
+
+class RetainedStore:
+    """The newest retained event per key, in hub-sequence order. Hub thread only."""
+
+    def __init__(self, max_keys: int = MAX_STORE_KEYS) -> None:
+        self._entries: OrderedDict[str, tuple[int, bytes, bytes]] = OrderedDict()
+        self._max_keys = max_keys
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put(self, event: Event, hub_seq: int, frames: tuple[bytes, bytes]) -> None:
+        """Keep ``event`` (already forwarded as ``frames`` at ``hub_seq``) for its key."""
+        key = event.key
+        entries = self._entries
+        if event.payload is None:
+            entries.pop(key, None)
+            return
+        entries.pop(key, None)  # re-insert at the end: the order stays hub_seq order
+        entries[key] = (hub_seq, frames[0], frames[1])
+        if len(entries) > self._max_keys:
+            entries.popitem(last=False)
+            self.evicted += 1
+
+    def select(self, prefixes: Sequence[str], max_keys: int = MAX_KEYS,
+               max_bytes: int = MAX_BYTES) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """Frames of every retained event under ``prefixes``, oldest first; and "truncated"."""
+        picked: list[tuple[bytes, bytes]] = []
+        size = 0
+        for key, (_, channel, body) in self._entries.items():
+            if not any(key.startswith(prefix) for prefix in prefixes):
+                continue
+            size += len(channel) + len(body)
+            if len(picked) >= max_keys or size > max_bytes:
+                return picked, True
+            picked.append((channel, body))
+        return picked, False
+
+
+def encode_request(token: str, sync_channel: str | None, prefixes: Iterable[str]) -> list[bytes]:
+    """The frames of a snapshot request (client side)."""
+    sync = b"" if sync_channel is None else sync_channel.encode("utf-8")
+    return [MAGIC, token.encode("ascii"), sync, *(p.encode("utf-8") for p in prefixes)]
+
+
+def parse_request(frames: Sequence[bytes]) -> Request:
+    """The request in ``frames`` (after the ROUTER identity); raises CodecError."""
+    if not 4 <= len(frames) <= MAX_REQUEST_FRAMES:
+        raise CodecError(f"snapshot request of {len(frames)} frames")
+    if frames[0] != MAGIC:
+        raise CodecError("not a snapshot request", frames[0])
+    token = _token(frames[1])
+    sync = None
+    if frames[2]:
+        sync = codec.decode_channel(frames[2])
+    prefixes = []
+    for raw in frames[3:]:
+        try:
+            prefixes.append(channels.validate_subscription(raw.decode("utf-8")))
+        except (UnicodeDecodeError, ChannelError) as exc:
+            raise CodecError(f"bad prefix ({exc})", raw) from None
+    return Request(token, sync, tuple(prefixes))
+
+
+def _token(raw: bytes) -> str:
+    if not 0 < len(raw) <= MAX_TOKEN or not raw.isascii() or not raw.isalnum():
+        raise CodecError(f"token must be 1..{MAX_TOKEN} ASCII letters or digits", raw)
+    return raw.decode("ascii")
+
+
+def reply_ok(request: Request, hub_seq: int, picked: list[tuple[bytes, bytes]],
+             truncated: bool) -> list[bytes]:
+    frames = [MAGIC, b"OK", request.token.encode("ascii"), b"%d" % hub_seq,
+              b"1" if truncated else b"0"]
+    for channel, body in picked:
+        frames.append(channel)
+        frames.append(body)
+    return frames
+
+
+def reply_error(token_frame: bytes, why: str) -> list[bytes]:
+    """An ERR reply; echoes the token only if it is a well-formed one."""
+    try:
+        token = _token(token_frame).encode("ascii")
+    except CodecError:
+        token = b""
+    return [MAGIC, b"ERR", token, why.encode("utf-8", "replace")[:512]]
+
+
+def parse_reply(frames: Sequence[bytes], token: str) -> Snapshot:
+    """Decode a reply to the request with ``token``; raises SnapshotError.
+
+    Events that do not decode are counted in ``undecodable`` and left out
+    (the hub stores only events it decoded, so this means a bug or a foreign
+    peer, not a normal condition).
+    """
+    if len(frames) < 3 or frames[0] != MAGIC:
+        raise SnapshotError("the hub's snapshot reply is not a DSMT snapshot")
+    if frames[1] == b"ERR":
+        why = frames[3].decode("utf-8", "replace") if len(frames) > 3 else "?"
+        raise SnapshotError(f"the hub refused the snapshot request: {why}")
+    if frames[1] != b"OK" or len(frames) < 5 or len(frames) % 2 == 0:
+        raise SnapshotError("malformed snapshot reply")
+    if frames[2] != token.encode("ascii"):
+        raise SnapshotError("snapshot reply for another request")
+    try:
+        hub_seq = int(frames[3])
+    except ValueError:
+        raise SnapshotError("snapshot reply without a hub sequence") from None
+    events = []
+    bad = 0
+    for i in range(5, len(frames), 2):
+        try:
+            events.append(codec.decode((frames[i], frames[i + 1])))
+        except CodecError:
+            bad += 1
+    return Snapshot(token, hub_seq, frames[4] == b"1", tuple(events), bad)
