@@ -21,7 +21,8 @@ package       building a package archive (and the demo app's) with its sha256
 ============  ================================================================
 """
 
-from actors.deploy.activate import activate, rollback, uninstall
+# Functions named like their module (fetch, unpack, verify, activate) are not
+# re-exported, so ``from actors.deploy import fetch`` is always the module.
 from actors.deploy.errors import (
     ChecksumError,
     DeployError,
@@ -29,13 +30,12 @@ from actors.deploy.errors import (
     InstallError,
     UnsafeArchiveError,
 )
-from actors.deploy.fetch import FetchLimits, fetch
+from actors.deploy.fetch import FetchLimits
 from actors.deploy.installer import Installed, Installer, InstallRequest
 from actors.deploy.journal import STAGES, Journal
 from actors.deploy.launch import environment
 from actors.deploy.manifest import HealthCheck, InstallStep, Manifest, StartSpec
-from actors.deploy.unpack import UnpackLimits, unpack
-from actors.deploy.verify import sha256_file, verify
+from actors.deploy.unpack import UnpackLimits
 
 __all__ = [
     "STAGES",
@@ -54,12 +54,5 @@ __all__ = [
     "StartSpec",
     "UnpackLimits",
     "UnsafeArchiveError",
-    "activate",
     "environment",
-    "fetch",
-    "rollback",
-    "sha256_file",
-    "uninstall",
-    "unpack",
-    "verify",
 ]

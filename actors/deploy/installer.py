@@ -83,7 +83,7 @@ class Installer:
     ) -> None:
         self.workspace = workspace
         self.journal = journal
-        self._progress = progress or (lambda stage, detail: None)
+        self._progress = progress if progress is not None else (lambda stage, detail: None)
         self.fetch_limits = fetch_limits
         self.unpack_limits = unpack_limits
         self.pip_timeout = pip_timeout
@@ -227,8 +227,10 @@ class Installer:
             step = done * 10 // total if total else done // _MiB
             if step != shown[0]:
                 shown[0] = step
-                size = f"{done / _MiB:.1f} of {total / _MiB:.1f} MiB" if total else \
-                    f"{done / _MiB:.1f} MiB"
-                self._progress(j.FETCH, size)
+                self._progress(j.FETCH, f"{_size(done)} of {_size(total)}" if total else _size(done))
 
         return report
+
+
+def _size(n: int) -> str:
+    return f"{n / _MiB:.1f} MiB" if n >= _MiB else f"{n / 1024:.1f} KiB"

@@ -42,16 +42,17 @@ def demo_package(tmp_path):
 
 @pytest.fixture
 def app_package(tmp_path):
-    """Build a package from a manifest and files: ``app_package(manifest, {path: text}) -> (path, sha)``."""
+    """Build a package: ``app_package(manifest, {path: text or bytes}) -> (archive, sha256)``."""
     counter = iter(range(1000))
 
-    def make(manifest: str, files: dict[str, str] | None = None) -> tuple[Path, str]:
+    def make(manifest: str, files: dict[str, str | bytes] | None = None) -> tuple[Path, str]:
         src = tmp_path / f"app-src-{next(counter)}"
         src.mkdir()
         (src / "dsmt-app.toml").write_text(manifest)
-        for name, text in (files or {}).items():
+        for name, content in (files or {}).items():
             (src / name).parent.mkdir(parents=True, exist_ok=True)
-            (src / name).write_text(text)
+            data = content.encode() if isinstance(content, str) else content
+            (src / name).write_bytes(data)
         return build(src, tmp_path / "dist")
 
     return make
