@@ -1,0 +1,1 @@
+"""DSMT benchmarks: ``python -m benchmarks NAME [ARGS]`` prints one JSON document."""

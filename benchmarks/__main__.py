@@ -1,0 +1,27 @@
+"""``python -m benchmarks NAME [ARGS...]``: run one benchmark (JSON on stdout).
+
+Minimal name -> module dispatcher; each module under ``benchmarks`` has a
+``main(argv)``. Without a name, lists the benchmarks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS = {
+    "router": "benchmarks.router",
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in BENCHMARKS:
+        print("usage: python -m benchmarks {%s} [ARGS...]" % ",".join(sorted(BENCHMARKS)),
+              file=sys.stderr)
+        return 2
+    importlib.import_module(BENCHMARKS[argv[0]]).main(argv[1:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
