@@ -177,6 +177,11 @@ class ProcessMachine:
         self.on_exited(handle, status)
         return status
 
+    def kill(self) -> None:
+        """SIGKILL the process group now, without waiting and without a move (last resort)."""
+        if self.handle is not None:
+            self._os.signal(self.handle, signal.SIGKILL)
+
     # --- events (machine thread) ---------------------------------------------------
 
     def on_exited(self, handle: ProcessHandle, status: ExitStatus) -> None:

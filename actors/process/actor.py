@@ -1,0 +1,192 @@
+"""The process actor: one OS process of a service, as a child of the application supervisor.
+
+A :class:`ProcessActor` runs a :class:`~.machine.ProcessMachine` in its own
+pykka thread and mirrors every move of the machine into
+:meth:`dsmt.actor.Actor.change_state` (machine :data:`dsmt.states.PROCESS`),
+so each one is validated and published as a retained status event with the
+pid, attempt, restarts and last exit.
+
+Life cycle:
+
+- ``on_start`` spawns the process, or re-adopts the journaled one when
+  started with ``record=`` (falling back to a fresh spawn if the record is
+  stale), and returns at once: the supervisor sees the actor started while
+  the process is ``starting``.
+- Exits, health results and timers arrive in other threads and are
+  ``tell()``-ed to the actor, so the machine only ever runs in the actor's
+  thread. A crash is seen by the pidfd watcher and the restart is spawned by
+  the actor within a couple of milliseconds.
+- Restarts *inside* the actor follow the :class:`~.policy.ProcessPolicy`
+  (supervisord semantics). When the machine settles without a process —
+  ``exited`` with no restart wanted, or ``fatal`` — the actor stops itself:
+  :data:`dsmt.actor.NORMAL` for an expected exit code, otherwise an
+  :class:`dsmt.actor.Error` (``ProcessExited`` / ``ProcessFatal``), and the
+  application supervisor's restart type, backoff and intensity take over.
+  ``autorestart="never"`` therefore hands every restart decision to OTP.
+- ``on_stop`` (the supervisor's ``shutdown``, or ``ref.stop()``) stops the
+  process group — stopsignal, ``stopwaitsecs``, SIGKILL — and blocks until
+  it is gone; give the child spec a ``shutdown`` longer than
+  ``stopwaitsecs`` (:func:`process_spec` does). A crash of the actor itself
+  (``on_failure``) does the same. A ``brutal_kill`` runs neither hook: the
+  group is then sent SIGKILL from the actor's teardown, without waiting.
+- ``journal(path, record)`` (optional) is called in the actor's thread with
+  the :class:`~.handle.ProcessRecord` of each new process and with None when
+  it is gone, so the node agent can persist what to re-adopt.
+
+Deviation, and why: the brutal-kill cleanup overrides pykka's private
+``_actor_loop_teardown`` (as :mod:`dsmt.actor` overrides its siblings),
+because pykka runs no public hook for an actor stopped that way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Hashable, Mapping
+
+import pykka
+
+from dsmt.actor import NORMAL, SHUTDOWN, Actor, Error, Origin
+from dsmt.childspec import ChildSpec
+from dsmt.states import EXITED, FATAL, PROCESS, STOPPED, Machine
+
+from actors.process.handle import ProcessRecord
+from actors.process.machine import ProcessMachine
+from actors.process.policy import ProcessPolicy
+from actors.process.rotating import LogSpec
+from actors.process.seam import ProcessOs, RealOs
+from actors.process.spawn import Command
+
+log = logging.getLogger(__name__)
+
+Journal = Callable[[str, "ProcessRecord | None"], None]
+
+# The supervisor's wait for on_stop beyond stopwaitsecs: SIGKILL and reaping take a moment.
+SHUTDOWN_MARGIN = 5.0
+
+
+@dataclass(frozen=True)
+class _Run:
+    """An event from another thread (exit, health result, timer), run in the actor's thread."""
+
+    fn: Callable[[], None]
+
+
+class ProcessActor(Actor):
+    """Start with ``ProcessActor.start(origin, command=..., policy=..., logs=..., record=...)``."""
+
+    machine: ClassVar[Machine] = PROCESS
+    exit_states: ClassVar[Mapping[str, str]] = {SHUTDOWN: STOPPED}
+
+    def __init__(
+        self,
+        origin: Origin,
+        command: Command,
+        policy: ProcessPolicy = ProcessPolicy(),
+        logs: LogSpec | None = None,
+        record: ProcessRecord | None = None,
+        journal: Journal | None = None,
+        os: ProcessOs | None = None,
+        **config: Any,
+    ) -> None:
+        super().__init__(origin, argv=list(command.argv), **config)
+        self.process = ProcessMachine(
+            command, policy, os=os or RealOs(clock=self.ctx.clock), clock=self.ctx.clock,
+            logs=logs, post=self._post, on_change=self._on_change)
+        self._record = record
+        self._journal = journal
+        self._journaled: ProcessRecord | None = None
+
+    # --- hooks (actor thread) ------------------------------------------------------
+
+    def on_start(self) -> None:
+        if self._record is not None and self.process.adopt(self._record):
+            return
+        if self._record is not None:
+            log.info("%s: journaled pid %d is gone or reused; starting afresh",
+                     self.path, self._record.pid)
+        self.process.start("started")
+        self._settle()
+
+    def on_stop(self) -> None:
+        self.process.shutdown()
+        self._write_journal()
+
+    def on_failure(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self.process.shutdown()
+        except Exception:
+            log.exception("%s: stopping the process after a failure failed", self.path)
+        self._write_journal()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Run):
+            message.fn()
+            self._settle()
+            return None
+        return super().on_receive(message)
+
+    # --- API (actor thread, through a proxy) ------------------------------------------
+
+    def restart_process(self) -> None:
+        """Stop the process and start it again (the actor lives on)."""
+        self.process.restart("restart requested")
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.process.snapshot()
+
+    def inspect(self) -> dict[str, Any]:
+        return {**super().inspect(), "process": self.process.snapshot()}
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _post(self, fn: Callable[[], None]) -> None:
+        try:
+            self.actor_ref.tell(_Run(fn))
+        except pykka.ActorDeadError:
+            pass  # the actor has ended; on_stop already dealt with the process
+
+    def _on_change(self, state: str, reason: str | None, detail: dict) -> None:
+        self.change_state(state, reason, **detail)
+        self.count(f"state.{state}")
+        self._write_journal()
+
+    def _write_journal(self) -> None:
+        handle = self.process.handle
+        record = handle.record if handle is not None else None
+        if record != self._journaled and self._journal is not None:
+            self._journal(self.path, record)
+        self._journaled = record
+
+    def _settle(self) -> None:
+        """End the actor when the machine is left without a process (see the module docstring)."""
+        state, last = self.process.state, self.process.last_exit
+        if state == FATAL:
+            self.stop(Error("ProcessFatal", self.reason or "fatal"))
+        elif state == EXITED:
+            expected = last is not None and last.code in self.process.policy.exitcodes
+            self.stop(NORMAL if expected else Error("ProcessExited", str(last)))
+
+    def _actor_loop_teardown(self) -> None:
+        self.process.kill()  # brutally killed, no on_stop ran; after on_stop there is no process
+        super()._actor_loop_teardown()
+
+
+def process_spec(
+    child_id: Hashable,
+    command: Command,
+    policy: ProcessPolicy = ProcessPolicy(),
+    *,
+    logs: LogSpec | None = None,
+    record: ProcessRecord | None = None,
+    journal: Journal | None = None,
+    os: ProcessOs | None = None,
+    **spec: Any,
+) -> ChildSpec:
+    """A :class:`dsmt.childspec.ChildSpec` for a process actor, with a fitting ``shutdown``."""
+    if "shutdown" not in spec:
+        spec["shutdown"] = None if policy.stopwaitsecs is None \
+            else policy.stopwaitsecs + SHUTDOWN_MARGIN
+    kwargs = {"command": command, "policy": policy, "logs": logs, "record": record,
+              "journal": journal, "os": os}
+    return ChildSpec(child_id, ProcessActor, kwargs, **spec)
