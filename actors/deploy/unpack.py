@@ -103,7 +103,10 @@ class _Extractor:
     def run(self) -> None:
         try:
             for member in _members(self.archive):
-                self.extract(member)
+                try:
+                    self.extract(member)
+                except OSError as exc:
+                    raise self.refuse(member.name, f"cannot extract: {exc.strerror or exc}") from None
         except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise DeployError("unpack", f"{self.archive.name}: corrupt archive: {exc}") from None
         real_root = os.path.realpath(self.root)

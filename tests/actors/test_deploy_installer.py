@@ -7,12 +7,16 @@ import io
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tarfile
 import zipfile
 
 import pytest
 
 from dsmt.errors import ConfigError
+from dsmt.testing import wait_for
 
 from actors.deploy import journal as j
 from actors.deploy.errors import (
@@ -341,3 +345,47 @@ def test_a_requirement_pip_cannot_install_fails_the_install_stage(v1, app_packag
     with pytest.raises(InstallError, match="pip install exited with code"):
         v1.install(_request(archive, sha))
     assert v1.workspace.current("app") == "1.0"
+
+
+AGENT = """
+import sys
+from actors.deploy.installer import Installer, InstallRequest
+from actors.deploy.journal import Journal
+from actors.workspace import Workspace
+ws = Workspace.create(sys.argv[1])
+with Journal(ws.state_db) as journal:
+    Installer(ws, journal).install(InstallRequest("app", "1.0", sys.argv[2], sys.argv[3]))
+"""
+
+# First run: records its pid and blocks (the agent is killed meanwhile); a resumed run passes.
+BLOCKING_INSTALL = """
+import os, signal
+if os.path.exists("install.pid"):
+    raise SystemExit(0)
+with open("install.pid.tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.replace("install.pid.tmp", "install.pid")
+signal.pause()
+"""
+
+
+def test_an_agent_killed_during_install_resumes_in_a_new_process(
+        workspace, app_package, make_manifest):
+    archive, sha = app_package(make_manifest(version="1.0", install=["python", "install.py"]),
+                               {"install.py": BLOCKING_INSTALL})
+    agent = subprocess.Popen([sys.executable, "-c", AGENT, str(workspace.root), archive.as_uri(), sha])
+    pidfile = workspace.version_dir("app", "1.0") / "install.pid"
+    try:
+        wait_for(pidfile.exists, timeout=15, message="the install command to start")
+    finally:
+        agent.kill()
+        agent.wait(5)
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the orphaned install step, in its own session
+    with Journal(workspace.state_db) as journal:
+        [pending] = journal.unfinished()
+        assert (pending.resume_at, pending.failed) == (j.INSTALL, False)
+        events = Events()
+        Installer(workspace, journal, progress=events).install(
+            InstallRequest("app", "1.0", pending.source, pending.sha256))
+    assert events[0] == (j.INSTALL, "resuming app 1.0 at install")
+    assert workspace.current("app") == "1.0"

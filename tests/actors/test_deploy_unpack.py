@@ -137,3 +137,7 @@ def test_zip_traversal_and_symlinks_out_are_refused(zip_archive, target):
 
 def test_a_zip_device_member_is_refused(zip_archive, target):
     _refused(zip_archive().file("dev", b"", mode=0o020644).build(), target, "dev", "device file")
+
+
+def test_a_member_that_cannot_be_created_is_named(tar_archive, target):
+    _refused(tar_archive().file("a").file("a/b").build(), target, "a/b", "cannot extract")
