@@ -38,7 +38,7 @@ from actors.deploy.launch import environment
 from actors.deploy.manifest import Manifest
 from actors.deploy.unpack import UnpackLimits, remove_stale, unpack
 from actors.deploy.venv import create_venv, pip_install
-from actors.deploy.verify import verify
+from actors.deploy.verify import sha256_file, verify
 from actors.workspace import Workspace, check_name
 
 Progress = Callable[[str, str], None]
@@ -177,6 +177,8 @@ class Installer:
     def _do(self, stage: str, request: InstallRequest, sha256: str, archive: Path) -> str:
         name, version = request.name, request.version
         if stage == j.FETCH:
+            if archive.exists() and sha256_file(archive) != sha256:
+                archive.unlink()  # left by an install of the same version from another source
             fetch(request.source, archive, sha256=sha256, limits=self.fetch_limits,
                   sleep=self._sleep, progress=self._fetch_progress())
             return f"{archive.stat().st_size} bytes"

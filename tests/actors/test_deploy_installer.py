@@ -270,6 +270,13 @@ def test_a_corrupt_download_is_fetched_again_on_the_next_attempt(
     assert [r.attempts for r in journal.stages("app", "1.0")][:2] == [1, 1]
 
 
+def test_a_stale_archive_of_the_same_version_is_fetched_again(workspace, journal, app_package, make_manifest):
+    (workspace.packages / "app-1.0.tar.gz").write_bytes(b"an older build of 1.0")
+    archive, sha = app_package(make_manifest(version="1.0"))
+    Installer(workspace, journal).install(_request(archive, sha, version="1.0"))
+    assert sha256_file(workspace.packages / "app-1.0.tar.gz") == sha
+
+
 def test_a_version_directory_lost_after_install_is_unpacked_again(v1, events, tmp_path):
     events.clear()
     shutil.rmtree(v1.workspace.version_dir("app", "1.0"))
