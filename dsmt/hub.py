@@ -314,12 +314,13 @@ class Hub:
                 self._bad("bad_channel" if exc.why.startswith("bad channel") else "bad_body",
                           str(exc))
                 continue
-            xpub.send(channel, sndmore)
-            xpub.send(body)
+            # Count and store first, so whoever sees the event also sees it counted.
             self._hub_seq += 1
             counters["forwarded"] += 1
             if event.retain:
                 store.put(event, self._hub_seq, (channel, body))
+            xpub.send(channel, sndmore)
+            xpub.send(body)
 
     def _bad(self, counter: str, why: str) -> None:
         self._counters[counter] += 1
@@ -329,10 +330,10 @@ class Hub:
     def _emit(self, event: Event) -> None:
         """Publish the hub's own event, in stream order, like a forwarded one."""
         frames = codec.encode(event)
-        self._xpub.send_multipart(frames)
         self._hub_seq += 1
         if event.retain:
             self._store.put(event, self._hub_seq, frames)
+        self._xpub.send_multipart(frames)
 
     def _subscriptions(self, xpub: zmq.Socket) -> None:
         counters = self._counters
