@@ -321,7 +321,8 @@ class ProcessMachine:
             detail = {"pid": self.handle.pid if self.handle else None,
                       "attempt": self.attempt, "restarts": self.restarts, **extra}
             if new in (EXITED, FATAL, STOPPED) and self.last_exit is not None:
-                detail["exit"] = str(self.last_exit)
+                detail.update(exit=str(self.last_exit), exit_pid=self.last_exit.pid,
+                              exit_code=self.last_exit.returncode)
             self._on_change(new, reason, detail)
 
     def _set_timer(self, delay: float, fn: Callable[[], None]) -> None:

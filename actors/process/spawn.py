@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,14 +58,16 @@ class Command:
 
 
 _pump: LogPump | None = None
+_pump_lock = threading.Lock()
 
 
 def default_pump() -> LogPump:
     """The process-wide log pump (one thread for the whole node)."""
     global _pump
-    if _pump is None:
-        _pump = LogPump()
-    return _pump
+    with _pump_lock:
+        if _pump is None:
+            _pump = LogPump()
+        return _pump
 
 
 def spawn(

@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 
 import pykka
 import pytest
 
-from actors.process import ALWAYS, NEVER, Command, ProcessPolicy, spawn
-from actors.process.actor import ProcessActor, process_spec
+from actors.process import (
+    ALWAYS,
+    NEVER,
+    Command,
+    HealthPolicy,
+    HealthSpec,
+    ProcessPolicy,
+    TcpCheck,
+    spawn,
+)
+from actors.process.actor import process_spec
 from actors.process.testing import GroupReaper
 from dsmt.actor import Origin
 from dsmt.channels import Layout
@@ -185,6 +195,27 @@ def test_a_brutal_kill_of_the_actor_still_kills_its_process_group(ctx, events):
         return False
 
     wait_for(gone, BOUND, "the process to be killed and reaped")
+
+
+SERVER = '''
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
+while True:
+    s.accept()[0].close()
+'''
+
+
+def test_a_passing_tcp_health_check_makes_the_process_running_before_startsecs(ctx, events):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    health = HealthSpec(TcpCheck(port), HealthPolicy(interval=0.02, timeout=1.0, threshold=3))
+    policy = ProcessPolicy(startsecs=60, health=health)
+    command = Command((sys.executable, "-c", SERVER, str(port)))
+    ref, _ = start_tree(ctx, [process_spec("web", command, policy)])
+    running = events.wait_for(lambda e: e.channel == status(ctx)
+                              and e.payload["state"] == "running", BOUND)
+    assert running.payload["reason"].startswith(f"health check passed: tcp 127.0.0.1:{port}")
 
 
 def test_inspect_shows_the_process(ctx):
