@@ -17,8 +17,10 @@ they raise is logged and otherwise ignored.
 
 Connection (DESIGN.md §4): the routers are tried in random order with a
 pause (default 1 s) after each failure; a refused login is logged and the
-next router is tried. After every (re)connection all leases are requested
-again. Events published while disconnected wait in a bounded buffer
+next router is tried. With ``reconnect_max`` the pause doubles after each
+failure up to that many seconds, and is back to ``reconnect_pause`` once a
+login succeeds (exponential backoff; without it the pause is constant).
+After every (re)connection all leases are requested again. Events published while disconnected wait in a bounded buffer
 (``buffer`` events, oldest dropped and counted).
 
 Leases follow :mod:`gateways.psepr.lease_machine`: renewed at 80 % of the
@@ -92,6 +94,7 @@ class Client:
         instance: str | None = None,
         timing: lm.Timing = lm.Timing(),
         reconnect_pause: float = 1.0,
+        reconnect_max: float | None = None,
         ssl: _ssl.SSLContext | None = None,
         buffer: int = 10000,
         on_state: Callable[[str], Any] | None = None,
@@ -108,6 +111,7 @@ class Client:
         self._password = password
         self._timing = timing
         self._pause = reconnect_pause
+        self._pause_max = max(reconnect_pause, reconnect_max or reconnect_pause)
         self._ssl = ssl
         self._max_stanza = max_stanza
         self._on_state = on_state
@@ -203,6 +207,7 @@ class Client:
 
     async def _connect_forever(self) -> None:
         loop = asyncio.get_running_loop()
+        pause = self._pause
         while True:
             for host, port in random.sample(self.routers, len(self.routers)):
                 self._set_state(CONNECTING)
@@ -218,8 +223,10 @@ class Client:
                     if self._proto is not None:
                         self._proto.close()
                         self._proto = None
-                    await asyncio.sleep(self._pause)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, self._pause_max)
                     continue
+                pause = self._pause
                 self.router = (host, port)
                 self._on_connected()
                 await proto.lost
