@@ -10,7 +10,9 @@ import importlib
 import sys
 
 BENCHMARKS = {
+    "hub": "benchmarks.hub",
     "router": "benchmarks.router",
+    "restart": "benchmarks.restart",
 }
 
 
