@@ -18,7 +18,8 @@ proxy).
 
 What the hub does with a message from a publisher
 -------------------------------------------------
-Exactly two frames that :func:`dsmt.codec.decode` accepts: forwarded to the
+Exactly two frames that :func:`dsmt.codec.inspect` accepts (the same
+validation as ``decode``, without building an Event): forwarded to the
 subscribers unchanged, counted in ``hub_seq``, kept in the store if retained.
 Anything else (one frame, three frames, garbage msgpack, a bad channel, a
 body over :data:`dsmt.codec.MAX_BODY`): dropped and counted by reason in
@@ -289,7 +290,7 @@ class Hub:
                 next_stats = now + self._stats_interval
 
     def _forward(self, xsub: zmq.Socket) -> None:
-        counters, xpub, decode, store = self._counters, self._xpub, codec.decode, self._store
+        counters, xpub, inspect, store = self._counters, self._xpub, codec.inspect, self._store
         more, noblock, sndmore = zmq.RCVMORE, zmq.NOBLOCK, zmq.SNDMORE
         for _ in range(BATCH):
             try:
@@ -309,7 +310,7 @@ class Hub:
                 self._bad("bad_frame_count", f"a {frames}-frame message")
                 continue
             try:
-                event = decode((channel, body))
+                key, retain, clears = inspect((channel, body))
             except CodecError as exc:
                 self._bad("bad_channel" if exc.why.startswith("bad channel") else "bad_body",
                           str(exc))
@@ -317,8 +318,8 @@ class Hub:
             # Count and store first, so whoever sees the event also sees it counted.
             self._hub_seq += 1
             counters["forwarded"] += 1
-            if event.retain:
-                store.put(event, self._hub_seq, (channel, body))
+            if retain:
+                store.put(key, clears, self._hub_seq, (channel, body))
             xpub.send(channel, sndmore)
             xpub.send(body)
 
@@ -332,7 +333,7 @@ class Hub:
         frames = codec.encode(event)
         self._hub_seq += 1
         if event.retain:
-            self._store.put(event, self._hub_seq, frames)
+            self._store.put(event.key, event.payload is None, self._hub_seq, frames)
         self._xpub.send_multipart(frames)
 
     def _subscriptions(self, xpub: zmq.Socket) -> None:

@@ -53,7 +53,6 @@ not even the envelope is readable) and is counted; it never disturbs the hub.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -96,24 +95,24 @@ class RetainedStore:
     """The newest retained event per key, in hub-sequence order. Hub thread only."""
 
     def __init__(self, max_keys: int = MAX_STORE_KEYS) -> None:
-        self._entries: OrderedDict[str, tuple[int, bytes, bytes]] = OrderedDict()
+        # A plain dict keeps insertion order, and every put re-inserts its key
+        # at the end, so iteration order is hub_seq order.
+        self._entries: dict[str, tuple[int, bytes, bytes]] = {}
         self._max_keys = max_keys
         self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def put(self, event: Event, hub_seq: int, frames: tuple[bytes, bytes]) -> None:
-        """Keep ``event`` (already forwarded as ``frames`` at ``hub_seq``) for its key."""
-        key = event.key
+    def put(self, key: str, clears: bool, hub_seq: int, frames: Sequence[bytes]) -> None:
+        """Keep ``frames`` (forwarded at ``hub_seq``) as ``key``'s value, or clear the key."""
         entries = self._entries
-        if event.payload is None:
-            entries.pop(key, None)
+        entries.pop(key, None)
+        if clears:
             return
-        entries.pop(key, None)  # re-insert at the end: the order stays hub_seq order
         entries[key] = (hub_seq, frames[0], frames[1])
         if len(entries) > self._max_keys:
-            entries.popitem(last=False)
+            del entries[next(iter(entries))]
             self.evicted += 1
 
     def select(self, prefixes: Sequence[str], max_keys: int = MAX_KEYS,

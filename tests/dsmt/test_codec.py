@@ -79,3 +79,28 @@ def test_ext_types_bad_channels_and_oversized_bodies_are_rejected():
 def test_an_unencodable_payload_raises_codec_error():
     with pytest.raises(CodecError):
         codec.encode(Event("/a/", "t", Address("s"), object(), "i", 1, 1, 0.0))
+
+
+@given(events)
+def test_inspect_agrees_with_decode_on_valid_events(event):
+    assert codec.inspect(codec.encode(event)) == (event.channel, event.retain,
+                                                  event.payload is None)
+
+
+@given(st.lists(st.binary(max_size=200), max_size=4))
+def test_inspect_refuses_exactly_what_decode_refuses(frames):
+    outcomes = []
+    for parse in (codec.decode, codec.inspect):
+        try:
+            parse(frames)
+            outcomes.append("ok")
+        except CodecError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1] or "ok" not in outcomes
+
+
+def test_a_failed_encode_leaves_the_reused_packer_clean():
+    good = Event("/a/", "t", Address("s"), [1, 2], "i", 1, 1, 0.0)
+    with pytest.raises(CodecError):
+        codec.encode(Event("/a/", "t", Address("s"), [1, object()], "i", 1, 1, 0.0))
+    assert codec.decode(codec.encode(good)) == good

@@ -1,0 +1,407 @@
+"""Hub benchmark: DSMT events/s through the hub next to raw pyzmq through a C proxy.
+
+Run: ``python -m benchmarks hub [--events N] [--rounds R] [--idle K]`` (JSON on
+stdout; ``make bench BENCH_ARGS=hub``). Defaults: 100,000 events, 5 rounds,
+1,000 idle subscriptions.
+
+Every figure is publisher -> middle -> subscriber in three processes on this
+machine, with the same bytes on the wire, in the same run:
+
+- ``baseline``: a hand-written loop sends pre-encoded ``[channel, msgpack
+  body]`` frames of DSMT status events (``send(ch, SNDMORE)``, ``send(body)``)
+  into a plain XSUB/XPUB ``zmq.proxy``; the subscriber does ``recv()`` twice.
+- ``dsmt``: the Bus API end to end: ``Publisher.publish`` (stamps an Event,
+  codec.encode) -> :class:`dsmt.hub.Hub` (decodes, validates, keeps retained
+  state, forwards) -> ``Subscriber.recv`` (codec.decode to an Event, gap
+  detection).
+- ``dsmt_via_plain_proxy``: the same Publisher and the same decoding
+  subscriber loop, but through the C proxy instead of the hub: what the
+  event model costs without the hub, so the hub's own share is visible.
+
+Rounds alternate the order of the three. Rates are events received divided
+by (subscriber's last receive - publisher's first send), CLOCK_MONOTONIC
+being system-wide. High-water marks are 100,000 (dsmt.hub.HWM) everywhere and
+publishers block rather than drop (XPUB_NODROP), so a burst of ``--events``
+is never silently lost; publishers count drops and subscribers count what
+they got (and, for DSMT, the gaps they saw): ``lost`` is sent - received.
+
+Memory: RSS growth of a client process holding ``--idle`` idle Bus
+subscribers (and, as the baseline, the same number of raw SUB sockets), and
+the hub process's growth while they are connected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+CHANNELS = [f"/bench/org.dsmt.component.web/status/sliver-{i}/" for i in range(100)]
+PREFIX = "/bench/"
+END = "/bench/end/"
+SYNC = b"/bench/sync/"
+HWM = 100_000
+TIMEOUT = 120.0
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks hub")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--idle", type=int, default=1000)
+    args = parser.parse_args(argv or [])
+    mp_ctx = mp.get_context("spawn")
+    runs: dict[str, list[dict]] = {"baseline": [], "dsmt": [], "dsmt_via_plain_proxy": []}
+    order = list(runs)
+    for round_ in range(args.rounds):
+        for mode in (order if round_ % 2 == 0 else order[::-1]):
+            runs[mode].append(_round(mp_ctx, mode, args.events))
+    ratios = [d["events_per_s"] / b["events_per_s"] for d, b in zip(runs["dsmt"], runs["baseline"])]
+    plain = [d["events_per_s"] / b["events_per_s"]
+             for d, b in zip(runs["dsmt_via_plain_proxy"], runs["baseline"])]
+    result: dict[str, Any] = {
+        "benchmark": "hub",
+        "events_per_round": args.events,
+        "rounds": args.rounds,
+        "cpus": os.cpu_count(),
+        "body_bytes": len(_frames(1)[0][1]),
+        **{mode: _summary(rounds) for mode, rounds in runs.items()},
+        "ratio_dsmt_to_baseline": _spread(ratios, 3),
+        "ratio_dsmt_via_plain_proxy_to_baseline": _spread(plain, 3),
+        "target_ratio": 0.8,
+    }
+    if args.idle:
+        result["memory"] = _memory(mp_ctx, args.idle)
+    print(json.dumps(result, indent=2))
+    return result
+
+
+# -- one round ----------------------------------------------------------------------
+
+
+def _round(mp_ctx: Any, mode: str, events: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="dsmt-bench-") as tmp:
+        ready, stop, go, synced = (mp_ctx.Event() for _ in range(4))
+        results = mp_ctx.Queue()
+        middle_target = _hub if mode == "dsmt" else _proxy
+        middle = mp_ctx.Process(target=middle_target, args=(tmp, ready, stop, results))
+        middle.start()
+        try:
+            _must(ready.wait(TIMEOUT), "middle process did not start")
+            endpoints = _endpoints(tmp)
+            ready.clear()
+            sub = mp_ctx.Process(target=_subscriber, args=(mode, endpoints, ready, synced, results))
+            sub.start()
+            _must(ready.wait(TIMEOUT), "subscriber did not start")
+            pub = mp_ctx.Process(target=_publisher,
+                                 args=(mode, endpoints, events, go, synced, results))
+            pub.start()
+            go.set()
+            got = {}
+            for _ in range(2):
+                item = results.get(timeout=TIMEOUT)
+                got[item.pop("role")] = item
+            pub.join(TIMEOUT)
+            sub.join(TIMEOUT)
+        finally:
+            stop.set()
+            middle.join(TIMEOUT)
+            for proc in (middle,):
+                if proc.is_alive():
+                    proc.kill()
+    p, s = got["publisher"], got["subscriber"]
+    seconds = s["t_last"] - p["t_start"]
+    return {
+        "events_per_s": round(s["received"] / seconds) if seconds > 0 else 0,
+        "publisher_events_per_s": round(p["sent"] / (p["t_end"] - p["t_start"])),
+        "sent": p["sent"], "received": s["received"],
+        "publisher_dropped": p["dropped"], "subscriber_gaps_missing": s.get("missing", 0),
+        "lost": p["sent"] - s["received"],
+    }
+
+
+def _endpoints(tmp: str) -> tuple[str, str, str]:
+    return tuple(f"ipc://{tmp}/run/{part}.sock" for part in ("publish", "subscribe", "snapshot"))
+
+
+def _must(ok: bool, what: str) -> None:
+    if not ok:
+        raise RuntimeError(what)
+
+
+def _frames(n: int) -> list[tuple[bytes, bytes]]:
+    """Pre-encoded DSMT status events, what the baseline sends by hand."""
+    from dsmt import codec
+    from dsmt.event import STATUS, Address, Sequencer
+    seq = Sequencer(Address("bench", "0"))
+    return [codec.encode(seq.make(CHANNELS[i % len(CHANNELS)], STATUS, _payload(i),
+                                  retain=True)) for i in range(n)]
+
+
+def _payload(i: int) -> dict:
+    return {"state": "running", "component": "web", "pid": 4242, "attempt": 1, "n": i}
+
+
+# -- processes (top level: spawned) ---------------------------------------------------
+
+
+def _hub(tmp: str, ready: Any, stop: Any, results: Any) -> None:
+    import zmq
+    from dsmt.hub import Hub
+    context = zmq.Context()
+    hub = Hub(context, Path(tmp) / "run", stats_interval=None).start()
+    ready.set()
+    stop.wait()
+    hub.stop()
+    context.term()
+
+
+def _proxy(tmp: str, ready: Any, stop: Any, results: Any) -> None:
+    import threading
+
+    import zmq
+    os.makedirs(f"{tmp}/run", mode=0o700)
+    context = zmq.Context()
+    publish, subscribe, _ = _endpoints(tmp)
+
+    def run() -> None:
+        xsub, xpub = context.socket(zmq.XSUB), context.socket(zmq.XPUB)
+        for sock in (xsub, xpub):
+            sock.linger = 0
+            sock.sndhwm = sock.rcvhwm = HWM
+        xsub.bind(publish)
+        xpub.bind(subscribe)
+        ready.set()
+        try:
+            zmq.proxy(xsub, xpub)
+        except zmq.ContextTerminated:
+            pass
+        finally:
+            xsub.close()
+            xpub.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    stop.wait()
+    context.term()
+    thread.join(5)
+
+
+def _subscriber(mode: str, endpoints: tuple, ready: Any, synced: Any, results: Any) -> None:
+    import zmq
+    context = zmq.Context()
+    if mode == "dsmt":
+        out = _dsmt_subscriber(context, endpoints, ready)
+    else:
+        out = _raw_subscriber(context, endpoints, ready, synced, decode=mode != "baseline")
+    results.put({"role": "subscriber", **out})
+    context.destroy(linger=0)
+
+
+def _dsmt_subscriber(context: Any, endpoints: tuple, ready: Any) -> dict:
+    from dsmt.bus import Bus
+    from dsmt.hub import Endpoints
+    sub = Bus(context, Endpoints(*endpoints)).subscriber(PREFIX)
+    ready.set()
+    received, t_last = 0, 0.0
+    recv = sub.recv
+    while True:
+        event = recv(TIMEOUT)
+        if event is None or event.channel == END:
+            break
+        received += 1
+    t_last = time.monotonic()
+    missing = sub.gap_detector.missing
+    sub.close()
+    return {"received": received, "t_last": t_last, "missing": missing}
+
+
+def _raw_subscriber(context: Any, endpoints: tuple, ready: Any, synced: Any,
+                    decode: bool) -> dict:
+    import zmq
+    from dsmt import codec
+    from dsmt.gaps import GapDetector
+    sock = context.socket(zmq.SUB)
+    sock.linger = 0
+    sock.rcvhwm = HWM
+    sock.connect(endpoints[1])
+    sock.subscribe(PREFIX.encode())
+    ready.set()
+    end, sync = END.encode(), SYNC
+    received = 0
+    detector = GapDetector()
+    while True:
+        if not sock.poll(TIMEOUT * 1000):
+            break
+        channel = sock.recv()
+        body = sock.recv()
+        if channel == sync:
+            synced.set()
+            continue
+        if channel == end:
+            break
+        if decode:
+            detector.observe(codec.decode((channel, body)))
+        received += 1
+    t_last = time.monotonic()
+    sock.close()
+    return {"received": received, "t_last": t_last, "missing": detector.missing}
+
+
+def _publisher(mode: str, endpoints: tuple, events: int, go: Any, synced: Any,
+               results: Any) -> None:
+    import zmq
+    context = zmq.Context()
+    if mode == "baseline":
+        out = _raw_publisher(context, endpoints, events, go, synced)
+    else:
+        out = _dsmt_publisher(context, endpoints, events, go, synced, via_proxy=mode != "dsmt")
+    results.put({"role": "publisher", **out})
+    context.term()  # waits for the publisher's bounded flush
+
+
+def _raw_publisher(context: Any, endpoints: tuple, events: int, go: Any, synced: Any) -> dict:
+    import zmq
+    sock = context.socket(zmq.PUB)
+    sock.sndhwm = HWM
+    sock.setsockopt(zmq.XPUB_NODROP, 1)
+    sock.connect(endpoints[0])
+    frames = _frames(len(CHANNELS))
+    _sync_through_proxy(sock, synced)
+    go.wait()
+    n = len(frames)
+    t_start = time.monotonic()
+    for i in range(events):
+        channel, body = frames[i % n]
+        sock.send(channel, zmq.SNDMORE)
+        sock.send(body)
+    t_end = time.monotonic()
+    sock.send(END.encode(), zmq.SNDMORE)
+    sock.send(frames[0][1])
+    sock.close(linger=5000)
+    return {"sent": events, "dropped": 0, "t_start": t_start, "t_end": t_end}
+
+
+def _sync_through_proxy(sock: Any, synced: Any) -> None:
+    """Probe until the subscriber sees a probe: its subscription reached us."""
+    import zmq
+    from dsmt import codec
+    from dsmt.event import Address, Sequencer
+    body = codec.encode(Sequencer(Address("sync")).make(SYNC.decode(), "t", None))[1]
+    while not synced.is_set():
+        sock.send(SYNC, zmq.SNDMORE)
+        sock.send(body)
+        synced.wait(0.005)
+
+
+def _dsmt_publisher(context: Any, endpoints: tuple, events: int, go: Any, synced: Any,
+                    via_proxy: bool) -> dict:
+    from dsmt.bus import Bus
+    from dsmt.event import STATUS, Address
+    from dsmt.hub import Endpoints
+    pub = Bus(context, Endpoints(*endpoints)).publisher(Address("bench", "0"))
+    if via_proxy:
+        # The C proxy has no welcome: probe until the subscriber is reached.
+        _sync_through_proxy(pub._sock, synced)
+    go.wait()
+    publish, channels, n = pub.publish, CHANNELS, len(CHANNELS)
+    t_start = time.monotonic()
+    for i in range(events):
+        publish(channels[i % n], STATUS, _payload(i), retain=True)
+    t_end = time.monotonic()
+    pub.publish(END, STATUS, None)
+    sent, dropped = pub.sent - 1, pub.dropped
+    pub.close()
+    return {"sent": sent, "dropped": dropped, "t_start": t_start, "t_end": t_end}
+
+
+# -- memory -------------------------------------------------------------------------
+
+
+def _memory(mp_ctx: Any, count: int) -> dict:
+    import psutil
+    with tempfile.TemporaryDirectory(prefix="dsmt-bench-") as tmp:
+        ready, stop = mp_ctx.Event(), mp_ctx.Event()
+        results = mp_ctx.Queue()
+        middle = mp_ctx.Process(target=_hub, args=(tmp, ready, stop, results))
+        middle.start()
+        try:
+            _must(ready.wait(TIMEOUT), "hub did not start")
+            hub_proc = psutil.Process(middle.pid)
+            out: dict[str, Any] = {"count": count}
+            for kind in ("raw_sub_sockets", "bus_subscribers"):
+                hub_before = hub_proc.memory_info().rss
+                proc = mp_ctx.Process(target=_idle_client,
+                                      args=(kind, _endpoints(tmp), count, results))
+                proc.start()
+                item = results.get(timeout=TIMEOUT)
+                hub_after = hub_proc.memory_info().rss
+                item["hub_rss_growth_kib"] = round((hub_after - hub_before) / 1024)
+                proc.join(TIMEOUT)
+                out[kind] = item
+            return out
+        finally:
+            stop.set()
+            middle.join(TIMEOUT)
+
+
+def _idle_client(kind: str, endpoints: tuple, count: int, results: Any) -> None:
+    import psutil
+    import zmq
+    from dsmt.bus import Bus
+    from dsmt.hub import Endpoints
+    context = zmq.Context()
+    context.max_sockets = count + 64
+    me = psutil.Process()
+    before = me.memory_info().rss
+    held = []
+    if kind == "bus_subscribers":
+        bus = Bus(context, Endpoints(*endpoints))
+        held = [bus.subscriber(f"/idle/{i}/") for i in range(count)]
+    else:
+        for i in range(count):
+            sock = context.socket(zmq.SUB)
+            sock.linger = 0
+            sock.connect(endpoints[1])
+            sock.subscribe(f"/idle/{i}/".encode())
+            held.append(sock)
+    after = me.memory_info().rss
+    results.put({"client_rss_growth_kib": round((after - before) / 1024),
+                 "per_socket_kib": round((after - before) / 1024 / count, 1)})
+    for item in held:
+        item.close()
+    context.term()
+
+
+# -- statistics ---------------------------------------------------------------------
+
+
+def _spread(values: list[float], digits: int = 0) -> dict:
+    med = statistics.median(values)
+    return {"median": round(med, digits), "min": round(min(values), digits),
+            "max": round(max(values), digits),
+            "spread_pct": round(100 * (max(values) - min(values)) / med, 1) if med else None,
+            "runs": [round(v, digits) for v in values]}
+
+
+def _summary(rounds: list[dict]) -> dict:
+    return {
+        "events_per_s": _spread([r["events_per_s"] for r in rounds]),
+        "publisher_events_per_s": _spread([r["publisher_events_per_s"] for r in rounds]),
+        "lost_total": sum(r["lost"] for r in rounds),
+        "publisher_dropped_total": sum(r["publisher_dropped"] for r in rounds),
+        "subscriber_gaps_missing_total": sum(r["subscriber_gaps_missing"] for r in rounds),
+        "sent_total": sum(r["sent"] for r in rounds),
+        "received_total": sum(r["received"] for r in rounds),
+    }
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
