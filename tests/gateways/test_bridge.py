@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 import zmq
 
 from dsmt.actor import Origin
 from dsmt.bus import Bus
 from dsmt.channels import Layout
+from dsmt.childspec import ChildSpec
 from dsmt.context import Context
 from dsmt.event import RECORD, STATUS, Address
 from dsmt.hub import Hub
+from dsmt.node import Node
 from dsmt.registry import Registry
 from dsmt.testing import stop_all, wait_for
 from gateways.bridge import Bridge, BridgeConfig, resync_request
@@ -245,3 +251,43 @@ def test_garbage_on_the_hub_side_never_stops_the_bridge(sliver, router, make_cli
     assert snap["counters"]["unexportable"] == 2
     assert snap["bridge"]["last_problem"]
     assert {e.channel for e in got} == {"/test/good/"}
+
+
+def test_the_retained_state_on_the_hub_at_start_is_exported_but_only_this_slivers(
+        sliver, router, make_client):
+    _, got = leased(make_client, router, "/test/")
+    mine = sliver.publisher().publish("/test/mine/", STATUS, "s1's", retain=True)
+    # Retained on the hub by an earlier bridge that imported it: not this sliver's to send.
+    theirs = sliver.bus.publisher(Address("app", "s2"))
+    sliver.owned.append(theirs)
+    theirs.publish("/test/theirs/", STATUS, "s2's", retain=True)
+    sliver.start_bridge([router])
+    sliver.wait_connected()
+    wait_for(lambda: any(e.id == mine.id for e in got), BOUND, "the snapshot's own event")
+    marker = sliver.publisher().publish("/test/marker/", RECORD, "live")
+    wait_for(lambda: any(e.id == marker.id for e in got), BOUND, "a live event after it")
+    assert "/test/theirs/" not in {e.channel for e in got}
+    assert sliver.counters()["foreign"] == 1
+
+
+def test_a_bridge_in_a_node_finds_the_bus_walks_to_running_and_stops_cleanly(
+        router, make_client):
+    run_dir = Path(tempfile.mkdtemp(prefix="dsmt-bridge-", dir="/tmp"))
+    config = BridgeConfig(routers=(router.address,), service="carol", password=PASSWORD,
+                          export_prefixes=("/org/dsmt/ns/deployment/test/",),
+                          reconnect_min=0.05, reconnect_max=0.2)
+    _, got = leased(make_client, router, "/org/dsmt/ns/deployment/test/")
+    node = Node("s1", Layout("test"), run_dir, [ChildSpec("bridge", Bridge, {"config": config})])
+    try:
+        node.start()
+        wait_for(lambda: [e.payload["state"] for e in got
+                          if e.payload.get("component") == "bridge"][-1:] == ["running"],
+                 BOUND, "the bridge's running status at the router")
+        states = [e.payload["state"] for e in got if e.payload.get("component") == "bridge"]
+        # What was published before the connection reached the router as the newest state.
+        assert states[-1] == "running"
+        assert node.stop() == 0
+        assert len(node.registry) == 0
+    finally:
+        node.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
