@@ -27,7 +27,8 @@ they got (and, for DSMT, the gaps they saw): ``lost`` is sent - received.
 
 Memory: RSS growth of a client process holding ``--idle`` idle Bus
 subscribers (and, as the baseline, the same number of raw SUB sockets), and
-the hub process's growth while they are connected.
+the hub process's growth while they are connected (both kinds wait for the
+hub's welcome, so every connection is complete when RSS is read).
 """
 
 from __future__ import annotations
@@ -326,30 +327,30 @@ def _dsmt_publisher(context: Any, endpoints: tuple, events: int, go: Any, synced
 
 
 def _memory(mp_ctx: Any, count: int) -> dict:
+    """Each kind against a fresh hub process (RSS never shrinks, so no reuse)."""
     import psutil
-    with tempfile.TemporaryDirectory(prefix="dsmt-bench-") as tmp:
-        ready, stop = mp_ctx.Event(), mp_ctx.Event()
-        results = mp_ctx.Queue()
-        middle = mp_ctx.Process(target=_hub, args=(tmp, ready, stop, results))
-        middle.start()
-        try:
-            _must(ready.wait(TIMEOUT), "hub did not start")
-            hub_proc = psutil.Process(middle.pid)
-            out: dict[str, Any] = {"count": count}
-            for kind in ("raw_sub_sockets", "bus_subscribers"):
+    out: dict[str, Any] = {"count": count}
+    for kind in ("raw_sub_sockets", "bus_subscribers"):
+        with tempfile.TemporaryDirectory(prefix="dsmt-bench-") as tmp:
+            ready, stop = mp_ctx.Event(), mp_ctx.Event()
+            results = mp_ctx.Queue()
+            middle = mp_ctx.Process(target=_hub, args=(tmp, ready, stop, results))
+            middle.start()
+            try:
+                _must(ready.wait(TIMEOUT), "hub did not start")
+                hub_proc = psutil.Process(middle.pid)
                 hub_before = hub_proc.memory_info().rss
                 proc = mp_ctx.Process(target=_idle_client,
                                       args=(kind, _endpoints(tmp), count, results))
                 proc.start()
                 item = results.get(timeout=TIMEOUT)
-                hub_after = hub_proc.memory_info().rss
-                item["hub_rss_growth_kib"] = round((hub_after - hub_before) / 1024)
+                item["hub_rss_growth_kib"] = round((hub_proc.memory_info().rss - hub_before) / 1024)
                 proc.join(TIMEOUT)
                 out[kind] = item
-            return out
-        finally:
-            stop.set()
-            middle.join(TIMEOUT)
+            finally:
+                stop.set()
+                middle.join(TIMEOUT)
+    return out
 
 
 def _idle_client(kind: str, endpoints: tuple, count: int, results: Any) -> None:
@@ -366,12 +367,17 @@ def _idle_client(kind: str, endpoints: tuple, count: int, results: Any) -> None:
         bus = Bus(context, Endpoints(*endpoints))
         held = [bus.subscriber(f"/idle/{i}/") for i in range(count)]
     else:
+        from dsmt.hub import sync_channel
         for i in range(count):
             sock = context.socket(zmq.SUB)
             sock.linger = 0
             sock.connect(endpoints[1])
             sock.subscribe(f"/idle/{i}/".encode())
+            sock.subscribe(sync_channel(f"raw{i}").encode())  # so the hub answers: connected
             held.append(sock)
+        for sock in held:
+            _must(bool(sock.poll(TIMEOUT * 1000)), "no welcome for a raw socket")
+            sock.recv_multipart()
     after = me.memory_info().rss
     results.put({"client_rss_growth_kib": round((after - before) / 1024),
                  "per_socket_kib": round((after - before) / 1024 / count, 1)})
