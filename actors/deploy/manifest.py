@@ -124,8 +124,8 @@ def _parse(top: config.Table) -> Manifest:
     requirements = top.strings("requirements", ())
     install = _install(top.table("install")) if "install" in top else None
     start = _start(top.table("start", required=True))
-    health = _health(top.table("health")) if "health" in top else None
-    env = _env(top.table("env"))
+    health = parse_health(top.table("health")) if "health" in top else None
+    env = parse_env(top.table("env"))
     top.done()
     source = top.source if isinstance(top.source, Path) else None
     return Manifest(name, version, start, install, health, env, requirements, source)
@@ -149,7 +149,7 @@ def _start(t: config.Table) -> StartSpec:
     return spec
 
 
-def _health(t: config.Table) -> HealthCheck:
+def parse_health(t: config.Table) -> HealthCheck:
     kind = t.str("kind", choices=HEALTH_KINDS)
     interval = t.duration("interval", 5.0)
     timeout = t.duration("timeout", 2.0)
@@ -188,7 +188,7 @@ def _command(t: config.Table, key: str) -> tuple[str, ...]:
     return argv
 
 
-def _env(t: config.Table) -> Mapping[str, str]:
+def parse_env(t: config.Table) -> Mapping[str, str]:
     env = {}
     for key in list(t.keys()):
         if not _ENV_KEY.match(key):
