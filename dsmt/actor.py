@@ -9,6 +9,10 @@ Every actor of a sliver is an :class:`Actor`: a ``pykka.ThreadingActor`` with
   (:data:`dsmt.states.COMPONENT` by default), records the state and publishes
   a retained status event;
 - :meth:`Actor.inspect`, a plain-dict snapshot;
+- **observers** of its path (kept in the node registry, see
+  :meth:`dsmt.registry.Registry.observe`): after every state change each is
+  told a :class:`StateChanged`; :meth:`Actor.report_state` tells one of them
+  the current state on request (how an install monitor follows a component);
 - an **exit report**: when the actor's thread ends, its parent receives a
   :class:`ChildExit` whose reason is :data:`NORMAL` (the actor stopped
   itself), :data:`SHUTDOWN` (someone else stopped it), :data:`KILLED`
@@ -162,6 +166,23 @@ class Origin:
         return ".".join(elements) if elements else "sliver"
 
 
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """Told to the observers of ``path`` after each state change of the actor there.
+
+    ``since`` is the wall time the state was entered; ``actor`` is the urn of
+    the actor that sent it, so an observer tells one incarnation of a path
+    from the next.
+    """
+
+    path: str
+    state: str
+    since: float
+    reason: str | None
+    detail: Mapping[str, Any]
+    actor: str = ""
+
+
 class _Kill:
     """Wakes a brutally killed actor so its loop sees the stop flag."""
 
@@ -224,6 +245,22 @@ class Actor(pykka.ThreadingActor):
         self.since = self.ctx.clock.wall()
         self.count("transitions")
         self.publish_status()
+        for observer in self.ctx.registry.observers(self.path):
+            self.report_state(observer)
+
+    def report_state(self, observer: Any) -> None:
+        """Tell ``observer`` the current state as a :class:`StateChanged` (actor thread).
+
+        An observer that is gone is dropped from the path's observers. Another
+        actor asks for the state without waiting on this one by calling it
+        through a proxy and ignoring the future.
+        """
+        message = StateChanged(self.path, self.state, self.since, self.reason,
+                               dict(self.detail), self.actor_urn)
+        try:
+            observer.tell(message)
+        except pykka.ActorDeadError:
+            self.ctx.registry.unobserve(self.path, observer)
 
     def publish_status(self) -> None:
         """(Re-)publish the current state as a retained status event (actor thread)."""

@@ -24,6 +24,7 @@ The DSMT layout (root ``/org/dsmt/ns/deployment/`` by default)::
     {root}{slice}/org.dsmt.component.{component}/command/{sliver}/  commands, one sliver
     {root}{slice}/plan/                                             the slice plan
     {root}{slice}/sliver/{sliver}/heartbeat/                        liveness + summary
+    {root}{slice}/sliver/{sliver}/resources/                        resource use, retained
     {root}{slice}/reply/{request-id}/                               command replies
 """
 
@@ -131,6 +132,10 @@ class Layout:
         if sliver is None:
             return validate(f"{self.base}sliver/")
         return validate(f"{self.base}sliver/{sliver}/heartbeat/")
+
+    def resources(self, sliver: str) -> str:
+        """Resource use of one sliver (cpu, memory, fds, disk vs quota), retained."""
+        return validate(f"{self.base}sliver/{sliver}/resources/")
 
     def reply(self, request_id: str) -> str:
         return validate(f"{self.base}reply/{request_id}/")

@@ -30,6 +30,7 @@ RECORD = "http://dsmt.org/xs/payload/record"
 STATUS = "http://dsmt.org/xs/payload/status"
 HEARTBEAT = "http://dsmt.org/xs/payload/heartbeat"
 COMMAND = "http://dsmt.org/xs/payload/command"
+RESOURCES = "http://dsmt.org/xs/payload/resources"
 
 
 @dataclass(frozen=True, slots=True)

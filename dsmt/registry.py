@@ -9,6 +9,12 @@ A path is the actor's stable name (``/<sliver>/app/web/0``). An actor
 registers itself in its own thread before ``on_start`` runs and unregisters
 itself, again in its own thread, after its last hook ran. All methods are
 thread-safe.
+
+**Observers** are kept per *path*, not per actor: whoever observes a path
+(an install monitor) is told every state change of whichever actor holds the
+path, including the replacement a supervisor starts after a crash, without
+having to find and re-attach to it. :meth:`dsmt.actor.Actor.change_state`
+tells them a :class:`dsmt.actor.StateChanged`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._refs: dict[str, Any] = {}
+        self._observers: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
 
     def register(self, path: str, ref: Any) -> None:
@@ -64,3 +71,24 @@ class Registry:
     def __len__(self) -> int:
         with self._lock:
             return len(self._refs)
+
+    def observe(self, path: str, ref: Any) -> None:
+        """Have ``ref`` told every state change of the actor at ``path``, now and after restarts."""
+        with self._lock:
+            refs = self._observers.setdefault(path, [])
+            if ref not in refs:
+                refs.append(ref)
+
+    def unobserve(self, path: str, ref: Any) -> None:
+        """Stop telling ``ref`` about ``path``; a ref that does not observe it is ignored."""
+        with self._lock:
+            refs = self._observers.get(path, [])
+            if ref in refs:
+                refs.remove(ref)
+            if not refs:
+                self._observers.pop(path, None)
+
+    def observers(self, path: str) -> list[Any]:
+        """A snapshot of the refs observing ``path``."""
+        with self._lock:
+            return list(self._observers.get(path, ()))
