@@ -17,7 +17,8 @@ Every actor of a sliver is an :class:`Actor`: a ``pykka.ThreadingActor`` with
   :class:`ChildExit` whose reason is :data:`NORMAL` (the actor stopped
   itself), :data:`SHUTDOWN` (someone else stopped it), :data:`KILLED`
   (brutally killed, see :func:`kill`) or an :class:`Error` (an exception in
-  ``on_start``, in a ``tell()`` handler, or in ``on_stop``).
+  ``on_start``, in a ``tell()`` handler, or in ``on_stop``, or one sent by
+  :func:`fail`).
 
 Threads: ``__init__`` runs in the starting thread; everything else (the
 hooks, handlers, ``change_state``, the exit report) runs in the actor's own
@@ -203,6 +204,28 @@ def kill(ref: Any) -> None:
     ref.actor_stopped.set()
 
 
+@dataclass(frozen=True, slots=True)
+class _Fail:
+    """Makes the receiving actor raise ``exc`` in its own thread (see :func:`fail`)."""
+
+    exc: Exception
+
+
+def fail(ref: Any, exc: Exception) -> None:
+    """Make the actor behind ``ref`` fail with ``exc``, as if a ``tell()`` handler raised it.
+
+    The actor raises ``exc`` in its own thread once the messages queued before
+    this one are handled: ``on_failure`` runs (a supervisor stops its
+    children) and the parent is told an :class:`Error` exit, so the restart
+    type, strategy and intensity of its supervisor decide what follows (OTP's
+    ``exit(Pid, Reason)``). Returns at once; a dead actor is ignored.
+    """
+    try:
+        ref.tell(_Fail(exc))
+    except pykka.ActorDeadError:
+        pass
+
+
 class Actor(pykka.ThreadingActor):
     """Base of every DSMT actor; start with ``MyActor.start(origin, **config)``."""
 
@@ -347,6 +370,8 @@ class Actor(pykka.ThreadingActor):
                 self._exit_reason = KILLED
             self.actor_stopped.set()
             return None
+        if isinstance(message, _Fail):
+            raise message.exc
         return super()._handle_receive(message)
 
     def _exit(self) -> None:
