@@ -1,0 +1,373 @@
+"""The application supervisor: runs the installed version of every service of the sliver.
+
+``AppSupervisor.start(origin, logs=ws.logs, agent="/s1/deployment-agent",
+health_window=10.0)`` is a :class:`dsmt.supervisor.Supervisor`
+(``one_for_one``) whose children are one
+:class:`actors.service.ServiceSupervisor` per service, built by
+:func:`actors.service.service_spec`; that one supervises a process actor per
+instance with the plan's strategy, restart type, intensity/period and backoff.
+
+Messages (``tell``, see :mod:`actors.messages`):
+
+- :class:`Installed` — run this version: stop the service's old supervisor
+  (if any) and start a new one. The same version already running is a no-op.
+  When it replaces a running version (an *upgrade*), the new instances are
+  watched for ``health_window`` seconds with the service's health check
+  (plan, else manifest): every instance must pass once; an instance turning
+  unhealthy, no pass within the window, or the service giving up makes the
+  app tell the agent :class:`Rollback`, which re-activates the old version and
+  sends it back as ``Installed(..., rollback=why)`` (never judged again).
+  Without a health check only a give-up within the window fails an upgrade.
+  Old and new never run side by side: ports may be fixed by the plan, so the
+  old version is stopped first (a rollback restarts it, with new pids).
+- :class:`Undeploy` — stop the service; tell ``reply_to`` :class:`Undeployed`.
+- :class:`GaveUp` — a service supervisor reached its intensity.
+
+Giving up, the OTP way: service supervisors are **temporary** children of
+the app. A service supervisor that reaches its intensity stops its
+instances, publishes ``failed`` and exits with an error, exactly as OTP's;
+the app, as OTP does for a temporary child, neither restarts it nor counts
+it against its own intensity, so neither the app nor the rest of the sliver
+goes down with one broken service. The give-up is never silent: the app
+publishes the service as ``fatal`` (with the reason and the last exit of the
+failing instance) on the service's status channel, as a supervisor does for
+a child that has no actor left to speak for it. A new ``Installed`` (a new
+plan, a rollback) starts the service again.
+
+Status: the app's own status detail carries ``services`` (version, state,
+reason, ports, rollback) and is re-published whenever one changes (a
+re-publication of the current state, not a transition). :meth:`inspect`
+adds the same plus the live instances; :meth:`instances` lists a service's
+instances (instance, pid, port, state, restarts), asking its supervisor and
+process actors (bounded waits; none of them ever waits on the app).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+from dsmt.actor import Origin, status_payload
+from dsmt.errors import SupervisorError
+from dsmt.event import STATUS
+from dsmt.supervisor import Supervisor
+
+from actors.deploy.manifest import Manifest
+from actors.messages import GaveUp, Installed, Rollback, Undeploy, Undeployed
+from actors.plan import Service
+from actors.process.health import HealthMonitor, HealthResult
+from actors.service import (health_check, health_policy, instance_count, ports_for,
+                            resolved_health, service_spec)
+
+log = logging.getLogger(__name__)
+
+# Service states as the app reports them (the per-service view, not an actor's state).
+STARTING, RUNNING, UPGRADING, ROLLING_BACK, FATAL, STOPPED = (
+    "starting", "running", "upgrading", "rolling-back", "fatal", "stopped")
+ASK_TIMEOUT = 2.0
+
+
+@dataclass
+class _Watch:
+    """The health window of an upgrade: which instances passed, the timer, the probes."""
+
+    token: int
+    previous: str
+    monitors: list[HealthMonitor] = field(default_factory=list)
+    passed: set[int] = field(default_factory=set)
+    timer: Any = None
+    last: str = "no result yet"
+
+
+@dataclass
+class _Service:
+    name: str
+    version: str
+    version_dir: Path
+    manifest: Manifest
+    plan: Service
+    ports: list[int]
+    incarnation: int
+    state: str = STARTING
+    reason: str | None = None
+    rollback: str | None = None
+    watch: _Watch | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"version": self.version, "state": self.state, "reason": self.reason,
+                "ports": list(self.ports), "rollback": self.rollback,
+                "version_dir": str(self.version_dir)}
+
+
+@dataclass(frozen=True)
+class _Probe:
+    service: str
+    token: int
+    instance: int
+    result: HealthResult
+
+
+@dataclass(frozen=True)
+class _WindowEnd:
+    service: str
+    token: int
+
+
+class AppSupervisor(Supervisor):
+    """The sliver's application supervisor (see the module docstring)."""
+
+    def __init__(self, origin: Origin, *, logs: str | Path | None = None,
+                 agent: str | None = None, health_window: float = 10.0,
+                 intensity: int = 10, period: float = 10.0, **config: Any) -> None:
+        agent = agent or f"/{origin.ctx.sliver}/deployment-agent"
+        super().__init__(origin, (), intensity=intensity, period=period, agent=agent,
+                         health_window=health_window, logs=None if logs is None else str(logs),
+                         **config)
+        self.logs = None if logs is None else Path(logs)
+        self.agent_path = agent
+        self.health_window = health_window
+        self._services: dict[str, _Service] = {}
+        self._counter = 0
+
+    # --- hooks (app thread) ---------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Installed):
+            return self._installed(message)
+        if isinstance(message, Undeploy):
+            return self._undeploy(message)
+        if isinstance(message, GaveUp):
+            return self._gave_up(message)
+        if isinstance(message, _Probe):
+            return self._probe(message)
+        if isinstance(message, _WindowEnd):
+            return self._window_end(message)
+        return super().on_receive(message)
+
+    def on_stop(self) -> None:
+        for service in self._services.values():
+            self._end_watch(service)
+        super().on_stop()
+
+    def on_failure(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        for service in self._services.values():
+            self._end_watch(service)
+        super().on_failure(exc_type, exc, tb)
+
+    # --- API (through a proxy) --------------------------------------------------------------
+
+    def services(self) -> dict[str, dict[str, Any]]:
+        """Per service: version, state, reason, ports, rollback, version_dir."""
+        return {name: s.summary() for name, s in self._services.items()}
+
+    def instances(self, service: str) -> list[dict[str, Any]]:
+        """The instances of ``service``: instance, pid, port, state, restarts (empty if none run)."""
+        record = self._services.get(service)
+        ref = self._service_ref(service)
+        if record is None:
+            return []
+        rows = {i: {"instance": i, "port": port, "pid": None, "state": None, "restarts": 0,
+                    "process_restarts": 0, "healthy": None}
+                for i, port in enumerate(record.ports)}
+        if ref is None:
+            return list(rows.values())
+        try:
+            proxy = ref.proxy()
+            children = {c.id: c for c in proxy.which_children().get(timeout=ASK_TIMEOUT)}
+            records = {c["id"]: c for c in proxy.inspect_children().get(timeout=ASK_TIMEOUT)}
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return list(rows.values())
+        for i, row in rows.items():
+            info, rec = children.get(i), records.get(i)
+            if rec is not None:
+                row.update(state=rec["state"], restarts=rec["restarts"])
+            if info is None or info.ref is None:
+                continue
+            try:
+                snap = info.ref.proxy().snapshot().get(timeout=ASK_TIMEOUT)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                continue
+            row.update(pid=snap["pid"], state=snap["state"], process_restarts=snap["restarts"],
+                       healthy=snap["healthy"])
+        return list(rows.values())
+
+    def inspect(self) -> dict[str, Any]:
+        snapshot = super().inspect()
+        snapshot["services"] = {name: {**s.summary(), "instances": self.instances(name)}
+                                for name, s in self._services.items()}
+        return snapshot
+
+    # --- messages -------------------------------------------------------------------------
+
+    def _installed(self, message: Installed) -> None:
+        name = message.service
+        old = self._services.get(name)
+        plan = message.plan or (old.plan if old is not None else None) \
+            or Service(name, package="", sha256="", version=message.version)
+        if (old is not None and old.version == message.version and old.plan == plan
+                and old.state in (STARTING, RUNNING, UPGRADING) and message.rollback is None):
+            return  # already running this version
+        upgrade = (old is not None and old.state == RUNNING and old.version != message.version
+                   and message.rollback is None)
+        if old is not None:
+            self._end_watch(old)
+        self._stop_service(name)
+        self._counter += 1
+        ports = ports_for(plan, instance_count(plan))
+        rollback = None if message.rollback is None else \
+            f"rolled back from {message.rolled_back_from}: {message.rollback}"
+        record = _Service(name, message.version, message.version_dir, message.manifest, plan,
+                          ports, self._counter, rollback=rollback)
+        self._services[name] = record
+        spec = service_spec(sliver=self.ctx.sliver, plan=plan, manifest=message.manifest,
+                            version_dir=message.version_dir, ports=ports,
+                            incarnation=record.incarnation, logs=self.logs, rollback=rollback)
+        try:
+            self.start_child(spec)
+        except SupervisorError as exc:
+            self._fatal(record, f"failed to start: {exc.detail}")
+            if upgrade:
+                self._roll_back(record, old.version, record.reason or "failed to start")
+            return
+        if upgrade:
+            record.state = UPGRADING
+            self._watch(record, old.version)
+        else:
+            record.state = RUNNING
+            record.reason = rollback
+        self._report()
+
+    def _undeploy(self, message: Undeploy) -> None:
+        record = self._services.pop(message.service, None)
+        if record is not None:
+            self._end_watch(record)
+        self._stop_service(message.service)
+        self._report()
+        if message.reply_to is not None:
+            try:
+                message.reply_to.tell(Undeployed(message.service))
+            except pykka.ActorDeadError:
+                pass
+
+    def _gave_up(self, message: GaveUp) -> None:
+        record = self._services.get(message.service)
+        if record is None or record.incarnation != message.incarnation or record.state == FATAL:
+            return
+        cause = f"{message.reason}" + (f": instance {message.child}: {message.child_reason}"
+                                       if message.child is not None else "")
+        watch = record.watch
+        self._fatal(record, f"gave up: {cause}")
+        if watch is not None:
+            self._roll_back(record, watch.previous, f"gave up: {cause}")
+
+    def _probe(self, message: _Probe) -> None:
+        record = self._services.get(message.service)
+        watch = None if record is None else record.watch
+        if watch is None or watch.token != message.token:
+            return
+        result = message.result
+        watch.last = f"instance {message.instance}: {result.detail}"
+        if result.ok:
+            watch.passed.add(message.instance)
+            if len(watch.passed) == len(record.ports):
+                self._confirm(record)
+        elif not result.healthy:
+            self._roll_back(record, watch.previous, f"unhealthy: {watch.last}")
+
+    def _window_end(self, message: _WindowEnd) -> None:
+        record = self._services.get(message.service)
+        watch = None if record is None else record.watch
+        if watch is None or watch.token != message.token:
+            return
+        if watch.monitors:
+            self._roll_back(record, watch.previous, f"no passing health check within "
+                                                    f"{self.health_window}s ({watch.last})")
+        else:
+            self._confirm(record)
+
+    # --- upgrade watch (app thread) -----------------------------------------------------
+
+    def _watch(self, record: _Service, previous: str) -> None:
+        watch = record.watch = _Watch(record.incarnation, previous)
+        ref, name, token = self.actor_ref, record.name, watch.token
+        health = resolved_health(record.plan, record.manifest)
+        if health is not None:
+            for index, port in enumerate(record.ports):
+                def deliver(result: HealthResult, index: int = index) -> None:
+                    _tell(ref, _Probe(name, token, index, result))
+                monitor = HealthMonitor(health_check(health, port, record.version_dir),
+                                        health_policy(health), deliver, clock=self.ctx.clock)
+                watch.monitors.append(monitor)
+                monitor.start(health.start_period)
+        watch.timer = self.ctx.clock.call_later(
+            self.health_window, lambda: _tell(ref, _WindowEnd(name, token)))
+
+    def _confirm(self, record: _Service) -> None:
+        previous = record.watch.previous if record.watch else None
+        self._end_watch(record)
+        record.state, record.reason = RUNNING, f"upgraded from {previous}"
+        self._report()
+
+    def _roll_back(self, record: _Service, previous: str, why: str) -> None:
+        self._end_watch(record)
+        if record.state != FATAL:
+            record.state = ROLLING_BACK
+        record.reason = f"rolling back to {previous}: {why}"
+        agent = self.ctx.registry.get(self.agent_path)
+        told = agent is not None and _tell(agent, Rollback(record.name, why, record.version))
+        if not told:
+            log.error("%s: cannot ask %s to roll %s back: no agent", self.path, self.agent_path,
+                      record.name)
+            record.reason += f" (no deployment agent at {self.agent_path})"
+        self._report()
+
+    def _end_watch(self, record: _Service) -> None:
+        watch, record.watch = record.watch, None
+        if watch is None:
+            return
+        for monitor in watch.monitors:
+            monitor.stop()
+        if watch.timer is not None:
+            watch.timer.cancel()
+
+    # --- helpers (app thread) -------------------------------------------------------------
+
+    def _service_ref(self, name: str) -> Any:
+        return next((c.ref for c in self.which_children() if c.id == name), None)
+
+    def _stop_service(self, name: str) -> None:
+        if any(c.id == name for c in self.which_children()):
+            self.terminate_child(name)  # temporary: the spec goes with it
+
+    def _fatal(self, record: _Service, reason: str) -> None:
+        """The service gave up: say so on its own status channel and in the app's status."""
+        record.state, record.reason = FATAL, reason
+        if self.publisher is not None:
+            path = f"{self.path}/{record.name}"
+            component = Origin(self.ctx, path).component
+            detail = {"service": record.name, "version": record.version,
+                      "ports": list(record.ports), "supervisor": self.path}
+            self.publisher.publish(
+                self.ctx.layout.status(component, self.ctx.sliver), STATUS,
+                status_payload(self.ctx, component, FATAL, reason, detail, path=path),
+                retain=True)
+        self._report()
+
+    def _report(self) -> None:
+        """Re-publish the app's status with the services' summary (not a transition)."""
+        self.detail = {**self.detail, "services": self.services()}
+        self.publish_status()
+        for observer in self.ctx.registry.observers(self.path):
+            self.report_state(observer)
+
+
+def _tell(ref: Any, message: Any) -> bool:
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        return False
+    return True
