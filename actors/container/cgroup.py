@@ -67,6 +67,10 @@ class CgroupTree:
             try:
                 (path / name).write_text(value)
             except OSError as exc:
+                try:
+                    self.remove(path)  # half-configured: no process may join it
+                except OSError:
+                    pass
                 return f"cannot write {value!r} to {path / name}: {exc.strerror}"
         return None
 
