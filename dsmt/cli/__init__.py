@@ -22,6 +22,7 @@ from dsmt.errors import DsmtError
 # command name -> module under dsmt.cli defining a click command named `command`
 COMMANDS = {
     "events": "events",
+    "node": "node",
     "passwd": "passwd",
     "router": "router",
 }
