@@ -13,9 +13,10 @@ Messages (``tell``, see :mod:`actors.messages`):
   (if any) and start a new one. The same version already running is a no-op.
   When it replaces a running version (an *upgrade*), the new instances are
   watched for ``health_window`` seconds with the service's health check
-  (plan, else manifest): every instance must pass once; an instance turning
-  unhealthy, no pass within the window, or the service giving up makes the
-  app tell the agent :class:`Rollback`, which re-activates the old version and
+  (plan, else manifest): every instance must pass once. An instance that
+  passed and then turns unhealthy, an instance with no pass within the window
+  (failures before the first pass only mean "not up yet"), or the service
+  giving up makes the app tell the agent :class:`Rollback`, which re-activates the old version and
   sends it back as ``Installed(..., rollback=why)`` (never judged again).
   Without a health check only a give-up within the window fails an upgrade.
   Old and new never run side by side: ports may be fixed by the plan, so the
@@ -275,7 +276,8 @@ class AppSupervisor(Supervisor):
             watch.passed.add(message.instance)
             if len(watch.passed) == len(record.ports):
                 self._confirm(record)
-        elif not result.healthy:
+        elif not result.healthy and message.instance in watch.passed:
+            # Failures before the first pass only mean "not up yet": the window decides those.
             self._roll_back(record, watch.previous, f"unhealthy: {watch.last}")
 
     def _window_end(self, message: _WindowEnd) -> None:
@@ -284,8 +286,9 @@ class AppSupervisor(Supervisor):
         if watch is None or watch.token != message.token:
             return
         if watch.monitors:
-            self._roll_back(record, watch.previous, f"no passing health check within "
-                                                    f"{self.health_window}s ({watch.last})")
+            self._roll_back(record, watch.previous, f"unhealthy: no passing health check "
+                                                    f"within {self.health_window}s "
+                                                    f"(last: {watch.last})")
         else:
             self._confirm(record)
 

@@ -1,0 +1,157 @@
+"""The application supervisor in a real tree: restarts, give-ups, ports, upgrades and rollbacks.
+
+Real demo-app packages and processes under the app's per-service OTP
+supervisors; bounded waits only, and no process outlives its test (see
+:mod:`tests.actors.sliver_tree`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from dsmt.childspec import Backoff
+from tests.actors.sliver_tree import *  # noqa: F401,F403 - fixtures
+from tests.actors.sliver_tree import BOUND, get, service
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_a_process_killed_with_sigkill_is_replaced_by_a_new_one_serving_on_the_same_port(
+        sliver, package):
+    tree = sliver()
+    url, sha = package("1.0.0")
+    tree.deploy(service("demo-app", url, sha, "1.0.0"))
+    [before] = tree.wait_serving("demo-app", "1.0.0")
+    os.kill(before["pid"], signal.SIGKILL)
+    [after] = tree.wait_serving("demo-app", "1.0.0", exclude={before["pid"]})
+    assert after["port"] == before["port"] and after["restarts"] == 1
+    exited = tree.events.wait_for(lambda e: e.channel == tree.channel("app.demo-app.0")
+                                  and e.payload["state"] == "exited", BOUND)
+    assert exited.payload["reason"] == "killed by SIGKILL"
+
+
+def test_replicas_with_a_port_base_get_base_plus_index_and_their_own_instance(sliver, package):
+    tree = sliver()
+    url, sha = package("1.0.0")
+    base = _free_pair()
+    tree.deploy(service("demo-app", url, sha, "1.0.0", replicas=2, port=base))
+    rows = tree.wait_serving("demo-app", "1.0.0", count=2)
+    assert [(r["instance"], r["port"]) for r in rows] == [(0, base), (1, base + 1)]
+    assert rows[0]["pid"] != rows[1]["pid"]
+    config = [c for c in tree.app.proxy().inspect().get(timeout=BOUND)["services"]["demo-app"]
+              ["instances"]]
+    assert [c["port"] for c in config] == [base, base + 1]
+    running = tree.events.latest(tree.channel("app.demo-app")).payload
+    assert running["ports"] == [base, base + 1] and running["version"] == "1.0.0"
+
+
+def test_an_always_crashing_service_goes_fatal_with_its_reason_and_nothing_else_dies(
+        sliver, package):
+    tree = sliver()
+    good_url, good_sha = package("1.0.0", name="other")
+    bad_url, bad_sha = package("1.0.0", "crash")
+    tree.deploy(service("other", good_url, good_sha, "1.0.0"))
+    [other] = tree.wait_serving("other", "1.0.0")
+    app = tree.app
+    tree.deploy(service("demo-app", bad_url, bad_sha, "1.0.0", intensity=2, period=30.0,
+                        backoff=Backoff(min=0.05, max=0.05, jitter=0.0, reset_after=None)),
+                version=2)
+
+    fatal = tree.events.wait_for(lambda e: e.channel == tree.channel("app.demo-app")
+                                 and e.payload["state"] == "fatal", BOUND).payload
+    assert fatal["reason"].startswith("gave up: shutdown: reached_max_restart_intensity")
+    assert "exit 3" in fatal["reason"] and fatal["version"] == "1.0.0"
+    summary = tree.services()
+    assert summary["demo-app"]["state"] == "fatal" and summary["other"]["state"] == "running"
+    assert tree.app is app and app.is_alive()  # the app did not go down with the service
+    assert tree.root.is_alive() and tree.agent.is_alive()
+    [still] = tree.instances("other")
+    assert still["pid"] == other["pid"] and get(still["port"]) == 200
+    assert tree.instances("demo-app")[0]["pid"] is None
+    app_status = tree.events.latest(tree.channel("app")).payload
+    assert app_status["state"] == "running" and app_status["services"]["demo-app"]["state"] == "fatal"
+
+
+def test_an_upgrade_that_passes_its_health_window_replaces_the_old_version(sliver, package):
+    tree = sliver()
+    for n, version in enumerate(("1.0.0", "2.0.0"), start=1):
+        url, sha = package(version)
+        tree.deploy(service("demo-app", url, sha, version), version=n)
+        tree.wait_serving("demo-app", version)
+    assert tree.services()["demo-app"]["reason"] == "upgraded from 1.0.0"
+
+
+def test_an_unhealthy_upgrade_is_rolled_back_and_the_old_version_runs_again(
+        sliver, package, workspace):
+    tree = sliver()
+    url, sha = package("1.0.0")
+    tree.deploy(service("demo-app", url, sha, "1.0.0"))
+    [old] = tree.wait_serving("demo-app", "1.0.0")
+    url2, sha2 = package("2.0.0", "unhealthy")
+    tree.deploy(service("demo-app", url2, sha2, "2.0.0"), version=2)
+
+    rolled = tree.wait_agent("running", rolled_back_from="2.0.0")
+    assert rolled["reason"].startswith("demo-app rolled back from 2.0.0 to 1.0.0: unhealthy: ")
+    assert "503" in rolled["reason"]
+    [back] = tree.wait_serving("demo-app", "1.0.0", exclude={old["pid"]})
+    assert workspace.current("demo-app") == "1.0.0" and get(back["port"]) == 200
+    summary = tree.services()["demo-app"]
+    assert summary["rollback"].startswith("rolled back from 2.0.0: unhealthy: ")
+    reported = tree.events.latest(tree.channel("app.demo-app")).payload
+    assert reported["version"] == "1.0.0" and reported["rollback"] == summary["rollback"]
+    # The same plan again does not flap back to the bad version.
+    mark = len(tree.agent_events())
+    tree.deploy(service("demo-app", url2, sha2, "2.0.0"), version=2)
+    assert tree.agent.proxy().inspect().get(timeout=BOUND)["rejected"] == \
+        {"demo-app 2.0.0": rolled["rollback"]}
+    assert [p["state"] for p in tree.agent_events()[mark:]] == []
+
+
+def test_a_crashing_upgrade_is_rolled_back_too(sliver, package, workspace):
+    tree = sliver()
+    url, sha = package("1.0.0")
+    fast = dict(intensity=1, backoff=Backoff(min=0.05, max=0.05, jitter=0.0, reset_after=None))
+    tree.deploy(service("demo-app", url, sha, "1.0.0", **fast))
+    tree.wait_serving("demo-app", "1.0.0")
+    url2, sha2 = package("2.0.0", "crash")
+    tree.deploy(service("demo-app", url2, sha2, "2.0.0", **fast), version=2)
+    rolled = tree.wait_agent("running", rolled_back_from="2.0.0")
+    assert "gave up: shutdown: reached_max_restart_intensity" in rolled["reason"]
+    tree.wait_serving("demo-app", "1.0.0")
+    assert workspace.current("demo-app") == "1.0.0"
+
+
+def test_the_same_version_installed_again_leaves_the_running_processes_alone(sliver, package):
+    tree = sliver()
+    url, sha = package("1.0.0")
+    tree.deploy(service("demo-app", url, sha, "1.0.0"))
+    [row] = tree.wait_serving("demo-app", "1.0.0")
+    tree.deploy(service("demo-app", url, sha, "1.0.0"))
+    tree.wait_agent("running", reason="demo-app 1.0.0 installed",
+                    after=len(tree.agent_events()))
+    # The agent told the app before it published `running`, so the app handles that
+    # Installed before this call.
+    assert tree.instances("demo-app")[0]["pid"] == row["pid"]
+
+
+def _free_pair() -> int:
+    """A base port whose successor is free too (bound and released at once)."""
+    import socket
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            if port >= 65535:
+                continue
+            try:
+                with socket.socket() as b:
+                    b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two adjacent free ports")
+
+
