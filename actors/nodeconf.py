@@ -134,15 +134,19 @@ def _bridge(t: config.Table, layout: Layout, sliver: str) -> BridgeConfig:
             except ChannelError as exc:
                 raise t.error(f"{key}[{i}]", exc.why) from None
         prefixes[key] = values
-    bridge = BridgeConfig(
-        routers=routers,
-        service=service,
-        password=password,
-        export_prefixes=prefixes["export"],
-        import_prefixes=prefixes["import"],
-        reconnect_min=t.number("reconnect_min", 0.5, min=0.01),
-        reconnect_max=t.number("reconnect_max", 10.0, min=0.01),
-    )
+    try:
+        bridge = BridgeConfig(
+            routers=routers,
+            service=service,
+            password=password,
+            export_prefixes=prefixes["export"],
+            import_prefixes=prefixes["import"],
+            reconnect_min=t.number("reconnect_min", 0.5, min=0.01),
+            reconnect_max=t.number("reconnect_max", 10.0, min=0.01),
+            connect_wait=t.duration("connect_wait", 5.0),
+        )
+    except (ValueError, ChannelError) as exc:
+        raise t.error("-", str(exc)) from None
     t.done()
     return bridge
 

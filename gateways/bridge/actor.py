@@ -171,6 +171,9 @@ class Bridge(Actor):
                                duration=cfg.lease_duration)
         self._client.start()
         self.change_state(INSTANTIATED, "connecting to a router", **self._detail())
+        if cfg.connect_wait and not self._client.wait_connected(cfg.connect_wait):
+            log.warning("%s: no router answered within %ss; starting anyway, buffering",
+                        self.path, cfg.connect_wait)
 
     def _close(self) -> None:
         """Stop the client and both threads; idempotent, and fine after a partial start."""

@@ -42,7 +42,11 @@ class BridgeConfig:
       stuck);
     - ``id_memory``: how many event ids of each direction are remembered for
       loop prevention;
-    - ``max_stanza``: the largest message stanza sent or accepted.
+    - ``max_stanza``: the largest message stanza sent or accepted;
+    - ``connect_wait``: how long the bridge's start waits for its first login
+      (None: not at all), so that the components started after it, in a
+      sliver, publish their first states straight to PsEPR instead of into
+      the compacting buffer; a router that is down only delays the start.
     """
 
     routers: tuple[tuple[str, int], ...]
@@ -63,6 +67,7 @@ class BridgeConfig:
     import_queue: int = 10_000
     id_memory: int = 65_536
     max_stanza: int = 65_536
+    connect_wait: float | None = 5.0
 
     def __post_init__(self) -> None:
         routers = tuple((str(host), int(port)) for host, port in self.routers)
