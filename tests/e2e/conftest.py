@@ -8,6 +8,8 @@ nothing started under the slice's folder may survive a test.
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 import threading
 import urllib.request
 from pathlib import Path
@@ -38,12 +40,12 @@ def demo_plan(tmp_path) -> Path:
 
 
 @pytest.fixture
-def local_slice(tmp_path):
+def local_slice():
     made: list[LocalSlice] = []
 
     def make(**kwargs) -> LocalSlice:
-        # ipc socket paths must stay short: keep the slice folder near /tmp
-        s = LocalSlice(Path("/tmp") / f"dsmt-e2e-{tmp_path.name[-24:]}", **kwargs)
+        # ipc socket paths must stay short: a fresh folder right under /tmp
+        s = LocalSlice(Path(tempfile.mkdtemp(prefix="dsmt-e2e-", dir="/tmp")), **kwargs)
         made.append(s)
         return s
 
@@ -51,6 +53,7 @@ def local_slice(tmp_path):
     for s in made:
         s.stop()
         assert s.processes() == [], "processes left behind"
+        shutil.rmtree(s.root, ignore_errors=True)
 
 
 class Watcher:
