@@ -25,6 +25,7 @@ COMMANDS = {
     "node": "node",
     "passwd": "passwd",
     "router": "router",
+    "up": "up",
 }
 
 
