@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine with only python3:
-#   make demo   run the main job
+#   make up     run the main job: a router and 3 slivers running the demo app
 #   make test   run the whole test suite
 # Each creates .venv and installs the project into it first.
 PYTHON ?= python3
@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: up test bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,8 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/dsmt demo
+up: $(STAMP)
+	$(BIN)/dsmt up $(UP_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
