@@ -72,6 +72,12 @@ class SliceView:
         with self._changed:
             return self._changed.wait_for(lambda: predicate(self), timeout)
 
+    def status(self, sliver: str, component: str) -> dict[str, Any] | None:
+        """The newest status payload of ``component`` on ``sliver``, or None."""
+        with self._lock:
+            event = self._status.get((sliver, component))
+        return None if event is None else dict(event.payload)
+
     def rows(self) -> list[dict[str, Any]]:
         """One row per (sliver, component): state, since (wall time), reason."""
         with self._lock:
