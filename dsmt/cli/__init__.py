@@ -22,9 +22,11 @@ from dsmt.errors import DsmtError
 # command name -> module under dsmt.cli defining a click command named `command`
 COMMANDS = {
     "events": "events",
+    "keys": "keys",
     "node": "node",
     "passwd": "passwd",
     "router": "router",
+    "status": "status",
     "up": "up",
 }
 

@@ -1,0 +1,338 @@
+"""Signed commands: the canonical body, HMAC-SHA256 signatures, verification, key files.
+
+A command (DESIGN.md §5 "Commands") is a :data:`dsmt.event.COMMAND` event
+whose payload is a *signed command*::
+
+    {"body": "<canonical body, a JSON text>", "sig": "<hex HMAC-SHA256>"}
+
+The **body** is a JSON object with exactly these keys:
+
+==========  ===============================================================
+key         value
+==========  ===============================================================
+slice       the slice name (a command for another slice is rejected)
+target      the sliver name, or ``"*"`` for every sliver of the slice
+command     ``restart``, ``stop``, ``inspect``, ``deselect``, ``deploy``, ...
+args        an object (JSON map) of the command's arguments
+ts          UNIX seconds (a number) when the command was made
+nonce       32 lowercase hex digits, fresh per command
+request     the request id: one channel element; the reply goes to
+            ``layout.reply(request)``
+==========  ===============================================================
+
+The **canonical encoding** of a body is ``json.dumps(body, sort_keys=True,
+separators=(",", ":"), ensure_ascii=False, allow_nan=False)`` encoded as
+UTF-8: sorted keys at every level, no whitespace, no NaN or infinities.
+The signature is ``hmac.new(key, canonical, sha256).hexdigest()``. The body
+travels as that very text (a string in the payload), so no re-encoding on
+the way (msgpack, PsEPR XML) can change the signed bytes; the verifier
+checks the HMAC over the string it received *before* it parses it.
+
+Verification (:func:`verify`) checks, in this order, and raises
+:class:`CommandRejected` with the first reason that applies:
+
+=============  ==========================================================
+reason         when
+=============  ==========================================================
+no-key         the verifier has no slice key (every command is refused)
+unsigned       the payload has no ``sig`` (or no ``body``)
+forged         the signature is not the HMAC of the body under the key
+malformed      the signed body is not a body as specified above
+wrong-slice    the body names another slice
+stale          ``ts`` is more than ``max_age`` seconds in the past or future
+replayed       the nonce was already accepted within the window
+overloaded     the replay cache is full (``capacity`` live nonces)
+=============  ==========================================================
+
+The :class:`ReplayCache` keeps each accepted nonce until its command would
+be stale anyway (``ts + max_age``), so it holds at most the nonces of one
+window and is bounded by ``capacity``; when full it refuses commands rather
+than forgetting a nonce that could then be replayed.
+
+Key files hold 32 random bytes as 64 hex digits and a newline, mode 0600;
+:func:`load_key` refuses a file that its group or others may read.
+
+Stdlib only; not thread-safe (one verifier per thread, e.g. an actor).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import hmac
+import json
+import math
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from dsmt import channels
+from dsmt.errors import ChannelError, DsmtError
+
+MAX_AGE = 30.0
+KEY_BYTES = 32
+MIN_KEY_BYTES = 16
+NONCE_HEX = 32
+REPLAY_CAPACITY = 100_000
+ALL = "*"
+
+NO_KEY = "no-key"
+UNSIGNED = "unsigned"
+FORGED = "forged"
+MALFORMED = "malformed"
+WRONG_SLICE = "wrong-slice"
+STALE = "stale"
+REPLAYED = "replayed"
+OVERLOADED = "overloaded"
+REASONS = (NO_KEY, UNSIGNED, FORGED, MALFORMED, WRONG_SLICE, STALE, REPLAYED, OVERLOADED)
+
+FIELDS = frozenset({"slice", "target", "command", "args", "ts", "nonce", "request"})
+
+
+class CommandRejected(DsmtError):
+    """A command failed verification; ``reason`` is one of :data:`REASONS`.
+
+    ``request`` is the request id read from the (possibly unverified) body
+    when it is a valid channel element, so the rejection can be published
+    on that request's reply channel; None otherwise.
+    """
+
+    def __init__(self, reason: str, detail: str = "", request: str | None = None) -> None:
+        super().__init__(f"command rejected: {reason}" + (f" ({detail})" if detail else ""))
+        self.reason = reason
+        self.detail = detail
+        self.request = request
+
+
+class KeyFileError(DsmtError):
+    """A slice key file cannot be written or read safely; names the file and what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A verified (or to-be-signed) command body; see the module docstring."""
+
+    slice: str
+    target: str
+    command: str
+    args: Mapping[str, Any]
+    ts: float
+    nonce: str
+    request: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"slice": self.slice, "target": self.target, "command": self.command,
+                "args": dict(self.args), "ts": self.ts, "nonce": self.nonce,
+                "request": self.request}
+
+
+def new_body(slice: str, target: str, command: str, args: Mapping[str, Any] | None = None,
+             *, now: float, request: str | None = None) -> Body:
+    """A fresh body with a random nonce (and request id, unless given)."""
+    return Body(slice, target, command, dict(args or {}), float(now),
+                secrets.token_hex(NONCE_HEX // 2), request or secrets.token_hex(8))
+
+
+def canonical(body: Body | Mapping[str, Any]) -> bytes:
+    """The canonical encoding of ``body`` (the bytes that are signed)."""
+    data = body.to_dict() if isinstance(body, Body) else dict(body)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def sign(key: bytes, body: Body | Mapping[str, Any]) -> str:
+    """The hex HMAC-SHA256 of the canonical encoding of ``body`` under ``key``."""
+    return _mac(key, canonical(body))
+
+
+def seal(key: bytes, body: Body | Mapping[str, Any]) -> dict[str, str]:
+    """The signed-command payload of ``body``: ``{"body": text, "sig": hex}``."""
+    raw = canonical(body)
+    return {"body": raw.decode("utf-8"), "sig": _mac(key, raw)}
+
+
+def parse(text: str | bytes) -> Body:
+    """The :class:`Body` in a canonical JSON text; CommandRejected(malformed) if it is not one."""
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError) as exc:
+        raise CommandRejected(MALFORMED, f"body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise CommandRejected(MALFORMED, "body is not an object")
+    request = _request_of(data)
+    if set(data) != FIELDS:
+        missing, extra = sorted(FIELDS - set(data)), sorted(set(data) - FIELDS)
+        raise CommandRejected(MALFORMED, f"fields: missing {missing}, unexpected {extra}",
+                              request)
+    for name in ("slice", "target", "command", "nonce", "request"):
+        if not isinstance(data[name], str) or not data[name]:
+            raise CommandRejected(MALFORMED, f"{name} must be a non-empty string", request)
+    if not isinstance(data["args"], dict):
+        raise CommandRejected(MALFORMED, "args must be an object", request)
+    ts = data["ts"]
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+        raise CommandRejected(MALFORMED, "ts must be a finite number", request)
+    if len(data["nonce"]) < NONCE_HEX // 2:
+        raise CommandRejected(MALFORMED, "nonce too short", request)
+    if request is None:
+        raise CommandRejected(MALFORMED, "request must be one channel element")
+    return Body(data["slice"], data["target"], data["command"], data["args"], float(ts),
+                data["nonce"], request)
+
+
+class ReplayCache:
+    """The nonces accepted within the last window, each forgotten once its command is stale."""
+
+    def __init__(self, max_age: float = MAX_AGE, capacity: int = REPLAY_CAPACITY) -> None:
+        self.max_age = max_age
+        self.capacity = capacity
+        self._expiry: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def __contains__(self, nonce: str) -> bool:
+        return nonce in self._expiry
+
+    def evict(self, now: float) -> None:
+        """Forget every nonce whose command is stale at ``now``."""
+        heap = self._heap
+        while heap and heap[0][0] < now:
+            expiry, nonce = heapq.heappop(heap)
+            if self._expiry.get(nonce) == expiry:
+                del self._expiry[nonce]
+
+    def add(self, nonce: str, ts: float, now: float) -> None:
+        """Remember ``nonce`` (of a command made at ``ts``); CommandRejected if seen or full."""
+        self.evict(now)
+        if nonce in self._expiry:
+            raise CommandRejected(REPLAYED, f"nonce {nonce} already used")
+        if len(self._expiry) >= self.capacity:
+            raise CommandRejected(OVERLOADED, f"{self.capacity} commands in {self.max_age}s")
+        expiry = ts + self.max_age
+        self._expiry[nonce] = expiry
+        heapq.heappush(self._heap, (expiry, nonce))
+
+
+def verify(key: bytes | None, signed: Any, *, slice: str, now: float,
+           replay: ReplayCache | None = None, max_age: float | None = None) -> Body:
+    """The verified body of the signed-command payload ``signed``; raises CommandRejected.
+
+    ``now`` is the verifier's wall time; ``max_age`` defaults to the replay
+    cache's window (or :data:`MAX_AGE`). Without ``replay`` nonces are not
+    checked (only for tests of the signature itself). On success the nonce
+    is remembered in ``replay``.
+    """
+    if max_age is None:
+        max_age = replay.max_age if replay is not None else MAX_AGE
+    request = _peek_request(signed)
+    if not key:
+        raise CommandRejected(NO_KEY, "this sliver has no slice key", request)
+    if not isinstance(signed, Mapping) or not isinstance(signed.get("body"), str):
+        raise CommandRejected(UNSIGNED, "no signed body", request)
+    sig = signed.get("sig")
+    if not isinstance(sig, str) or not sig:
+        raise CommandRejected(UNSIGNED, "no signature", request)
+    raw = signed["body"].encode("utf-8", "surrogatepass")
+    if not hmac.compare_digest(_mac(key, raw), sig.lower()):
+        raise CommandRejected(FORGED, "signature does not match", request)
+    body = parse(raw)
+    if body.slice != slice:
+        raise CommandRejected(WRONG_SLICE, f"for slice {body.slice!r}, not {slice!r}",
+                              body.request)
+    if abs(now - body.ts) > max_age:
+        raise CommandRejected(STALE, f"made {now - body.ts:+.1f}s from now, window {max_age}s",
+                              body.request)
+    if replay is not None:
+        try:
+            replay.add(body.nonce, body.ts, now)
+        except CommandRejected as exc:
+            exc.request = body.request
+            raise
+    return body
+
+
+# --- key files ----------------------------------------------------------------------
+
+
+def write_key(path: str | os.PathLike[str], *, force: bool = False) -> bytes:
+    """Write a new random slice key to ``path`` (mode 0600); return it.
+
+    Refuses (KeyFileError) to replace an existing file unless ``force``; a
+    forced write replaces the file atomically, so a reader never sees half
+    a key.
+    """
+    path = Path(path)
+    key = secrets.token_bytes(KEY_BYTES)
+    data = (key.hex() + "\n").encode()
+    if path.exists() and not force:
+        raise KeyFileError(f"{path}: exists; use --force to replace the slice key")
+    target = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp") if force else path
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, data)
+            os.fchmod(fd, 0o600)  # the umask cannot widen it, but make it exact
+        finally:
+            os.close(fd)
+        if force:
+            os.replace(target, path)
+    except FileExistsError:
+        raise KeyFileError(f"{path}: exists; use --force to replace the slice key") from None
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot write the slice key: {exc.strerror}") from None
+    return key
+
+
+def load_key(path: str | os.PathLike[str]) -> bytes:
+    """The slice key in ``path``; KeyFileError if unreadable, not private, or not a key."""
+    path = Path(path)
+    try:
+        info = path.stat()
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"{path}: cannot read the slice key: {exc}") from None
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        raise KeyFileError(f"{path}: readable by group or others (mode {mode:04o}); "
+                           f"run: chmod 600 {path}")
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        raise KeyFileError(f"{path}: not a hex key (see `dsmt keys init`)") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise KeyFileError(f"{path}: key too short ({len(key)} bytes, need {MIN_KEY_BYTES})")
+    return key
+
+
+# --- internals --------------------------------------------------------------------
+
+
+def _mac(key: bytes, raw: bytes) -> str:
+    return hmac.new(key, raw, hashlib.sha256).hexdigest()
+
+
+def _request_of(data: Mapping[str, Any]) -> str | None:
+    request = data.get("request")
+    if not isinstance(request, str) or "/" in request:
+        return None
+    try:
+        channels.join(request)
+    except ChannelError:
+        return None
+    return request
+
+
+def _peek_request(signed: Any) -> str | None:
+    """The request id of a payload, unverified: only used to address a rejection."""
+    if not isinstance(signed, Mapping) or not isinstance(signed.get("body"), str):
+        return None
+    try:
+        data = json.loads(signed["body"])
+    except ValueError:
+        return None
+    return _request_of(data) if isinstance(data, dict) else None
