@@ -1,7 +1,8 @@
 """Process actors: run a service's OS process, watch it, restart it, stop it.
 
 The OS layer (no actors): :func:`spawn` a :class:`Command` in its own
-process group with output to rotated logs (:class:`LogSpec`); exits seen at
+session with its output straight into log files (:class:`LogSpec`) that a
+:class:`LogRotator` rotates by size (copytruncate); exits seen at
 once by the :class:`ExitWatcher` (pidfds); :func:`stop` a group with signal →
 grace → SIGKILL; health checks (:class:`TcpCheck`, :class:`HttpCheck`,
 :class:`CommandCheck`) run by a :class:`HealthMonitor`; :func:`adopt` a
@@ -25,8 +26,7 @@ from actors.process.health import (
 )
 from actors.process.machine import ProcessMachine
 from actors.process.policy import ALWAYS, NEVER, UNEXPECTED, HealthSpec, ProcessPolicy
-from actors.process.pump import LogPump
-from actors.process.rotating import LogSpec, RotatingFile
+from actors.process.rotating import LogRotator, LogSpec, copytruncate, default_rotator
 from actors.process.seam import ProcessOs, RealOs
 from actors.process.spawn import Command, spawn
 from actors.process.stop import signal_group, stop
@@ -35,7 +35,8 @@ from actors.process.watcher import ExitWatcher, default_watcher
 __all__ = [
     "ALWAYS", "NEVER", "UNEXPECTED",
     "Command", "CommandCheck", "ExitStatus", "ExitWatcher", "HealthMonitor", "HealthPolicy",
-    "HealthResult", "HealthSpec", "HttpCheck", "LogPump", "LogSpec", "ProcessHandle",
-    "ProcessMachine", "ProcessOs", "ProcessPolicy", "ProcessRecord", "RealOs", "RotatingFile",
-    "TcpCheck", "adopt", "default_watcher", "signal_group", "spawn", "stop", "verify",
+    "HealthResult", "HealthSpec", "HttpCheck", "LogRotator", "LogSpec", "ProcessHandle",
+    "ProcessMachine", "ProcessOs", "ProcessPolicy", "ProcessRecord", "RealOs", "TcpCheck",
+    "adopt", "copytruncate", "default_rotator", "default_watcher", "signal_group", "spawn",
+    "stop", "verify",
 ]

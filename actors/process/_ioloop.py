@@ -1,8 +1,8 @@
 """One daemon thread multiplexing file descriptors with a selector (epoll on Linux).
 
-The exit watcher (pidfds) and the log pump (pipes) each own one
-:class:`IoLoop`, so a process tree of any size costs two threads, and an
-event is seen as soon as the kernel reports it: there is no polling interval.
+The exit watcher owns one :class:`IoLoop` for its pidfds, so a process tree
+of any size costs one thread, and an exit is seen as soon as the kernel
+reports it: there is no polling interval.
 
 Threads: :meth:`IoLoop.add`, :meth:`IoLoop.remove`, :meth:`IoLoop.call_soon`
 and :meth:`IoLoop.close` may be called from any thread; they hand the work to

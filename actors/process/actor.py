@@ -10,8 +10,12 @@ Life cycle:
 
 - ``on_start`` spawns the process, or re-adopts the journaled one when
   started with ``record=`` (falling back to a fresh spawn if the record is
-  stale), and returns at once: the supervisor sees the actor started while
-  the process is ``starting``.
+  stale: the pid is gone or was reused), and returns at once: the
+  supervisor sees the actor started while the process is ``starting``.
+  With ``replace=`` (a reason) as well, the adopted process is one to get
+  rid of (an older version): it is stopped like any other and a fresh one
+  started. A supervisor restarting the actor hands it the same record;
+  by then the process is gone, so the restart spawns.
 - Exits, health results and timers arrive in other threads and are
   ``tell()``-ed to the actor, so the machine only ever runs in the actor's
   thread. A crash is seen by the pidfd watcher and the restart is spawned by
@@ -30,8 +34,10 @@ Life cycle:
   (``on_failure``) does the same. A ``brutal_kill`` runs neither hook: the
   group is then sent SIGKILL from the actor's teardown, without waiting.
 - ``journal(path, record)`` (optional) is called in the actor's thread with
-  the :class:`~.handle.ProcessRecord` of each new process and with None when
-  it is gone, so the node agent can persist what to re-adopt.
+  the :class:`~.handle.ProcessRecord` of each new process (an adopted one
+  included, unless it is being replaced: its journal entry stays as it
+  was) and with None when it is gone, so the node agent can persist what
+  to re-adopt. If it raises, the error is logged and the process goes on.
 
 Deviation, and why: the brutal-kill cleanup overrides pykka's private
 ``_actor_loop_teardown`` (as :mod:`dsmt.actor` overrides its siblings),
@@ -86,6 +92,7 @@ class ProcessActor(Actor):
         logs: LogSpec | None = None,
         record: ProcessRecord | None = None,
         journal: Journal | None = None,
+        replace: str | None = None,
         os: ProcessOs | None = None,
         **config: Any,
     ) -> None:
@@ -94,14 +101,19 @@ class ProcessActor(Actor):
             command, policy, os=os or RealOs(clock=self.ctx.clock), clock=self.ctx.clock,
             logs=logs, post=self._post, on_change=self._on_change)
         self._record = record
+        self._replace = replace
         self._journal = journal
         self._journaled: ProcessRecord | None = None
 
     # --- hooks (actor thread) ------------------------------------------------------
 
     def on_start(self) -> None:
-        if self._record is not None and self.process.adopt(self._record):
-            return
+        if self._record is not None:
+            if self._replace is not None:
+                self._journaled = self._record  # keep its entry until its successor's
+            if self.process.adopt(self._record, self._replace):
+                return
+            self._journaled = None
         if self._record is not None:
             log.info("%s: journaled pid %d is gone or reused; starting afresh",
                      self.path, self._record.pid)
@@ -155,7 +167,11 @@ class ProcessActor(Actor):
         handle = self.process.handle
         record = handle.record if handle is not None else None
         if record != self._journaled and self._journal is not None:
-            self._journal(self.path, record)
+            try:
+                self._journal(self.path, record)
+            except Exception:  # a boundary: the process must not pay for its journal
+                log.exception("%s: journaling pid %s failed", self.path,
+                              None if record is None else record.pid)
         self._journaled = record
 
     def _settle(self) -> None:
@@ -180,6 +196,7 @@ def process_spec(
     logs: LogSpec | None = None,
     record: ProcessRecord | None = None,
     journal: Journal | None = None,
+    replace: str | None = None,
     os: ProcessOs | None = None,
     **spec: Any,
 ) -> ChildSpec:
@@ -188,5 +205,5 @@ def process_spec(
         spec["shutdown"] = None if policy.stopwaitsecs is None \
             else policy.stopwaitsecs + SHUTDOWN_MARGIN
     kwargs = {"command": command, "policy": policy, "logs": logs, "record": record,
-              "journal": journal, "os": os}
+              "journal": journal, "replace": replace, "os": os}
     return ChildSpec(child_id, ProcessActor, kwargs, **spec)

@@ -12,7 +12,9 @@ service afresh.
 The pidfd is opened *before* the checks, so the process that passed them is
 the one being watched even if it dies and its pid is reused right after.
 An adopted process is not our child: its exit is seen at once, its exit
-status is unknown.
+status is unknown. Its output already goes straight into its log files
+(see :mod:`.spawn`); given its :class:`~.rotating.LogSpec`, those are
+rotated again for as long as it lives.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import time
 import psutil
 
 from actors.process.handle import ProcessHandle, ProcessRecord
+from actors.process.rotating import LogRotator, LogSpec, default_rotator
+from actors.process.spawn import rotate_while_alive
 from actors.process.watcher import ExitWatcher, default_watcher
 
 # psutil's create_time has clock-tick resolution (10 ms); pid reuse within one tick is impossible.
@@ -44,7 +48,9 @@ def verify(record: ProcessRecord) -> str | None:
     return None
 
 
-def adopt(record: ProcessRecord, *, watcher: ExitWatcher | None = None) -> ProcessHandle | None:
+def adopt(record: ProcessRecord, logs: LogSpec | None = None, *,
+          watcher: ExitWatcher | None = None,
+          rotator: LogRotator | None = None) -> ProcessHandle | None:
     """A watched handle for the journaled process, or None if it is gone or not the same."""
     watcher = watcher or default_watcher()
     try:
@@ -66,5 +72,7 @@ def adopt(record: ProcessRecord, *, watcher: ExitWatcher | None = None) -> Proce
         started=time.monotonic(),
         adopted=True,
     )
+    if logs is not None:
+        rotate_while_alive(handle, logs, rotator or default_rotator())
     watcher.watch(handle, pidfd)
     return handle

@@ -85,7 +85,6 @@ class ProcessHandle:
     argv: tuple[str, ...] = ()
     exited: Future[ExitStatus] = field(default_factory=Future, repr=False)
     popen: Any = field(default=None, repr=False)
-    logs: tuple[Future[int], ...] = field(default=(), repr=False)
 
     @property
     def record(self) -> ProcessRecord:

@@ -8,6 +8,9 @@ backoff, stopping, exited, fatal``); every move goes through
 state       event                        what happens
 ==========  ===========================  ========================================
 stopped     start                        spawn → starting (spawn error: as an exit)
+stopped     adopt (journaled, alive)     → starting → running (``adopted``); with
+                                         ``replace``: then stop, as below
+stopped     adopt (gone, pid reused)     nothing (the caller starts afresh)
 starting    startsecs elapsed            → running (``attempt`` back to 0)
 starting    health check passes          → running
 starting    exited / spawn error         attempt += 1; ≤ startretries → backoff,
@@ -144,17 +147,26 @@ class ProcessMachine:
         else:
             self.start(reason)
 
-    def adopt(self, record: ProcessRecord) -> bool:
-        """Take over the journaled live process (stopped → starting → running); False if refused."""
+    def adopt(self, record: ProcessRecord, replace: str | None = None) -> bool:
+        """Take over the journaled live process (stopped → starting → running); False if refused.
+
+        With ``replace`` (the reason: an older version, another port), the
+        adopted process is then stopped like any other (stopsignal,
+        stopwaitsecs, SIGKILL of its group) and a fresh one started once it
+        is gone: running → stopping → stopped → starting.
+        """
         if self.state != STOPPED:
             raise RuntimeError(f"adopt needs state stopped, not {self.state}")
-        handle = self._os.adopt(record)
+        handle = self._os.adopt(record, self.logs)
         if handle is None:
             return False
         self.handle = handle
+        self.healthy = None
         self._move(STARTING, "adopted")
         self._move(RUNNING, "adopted")
         self._watch(handle)
+        if replace is not None:
+            self.restart(replace)
         return True
 
     def shutdown(self, kill_wait: float = 5.0) -> ExitStatus | None:
@@ -233,6 +245,7 @@ class ProcessMachine:
         return {
             "state": self.state,
             "pid": handle.pid if handle else None,
+            "adopted": handle.adopted if handle else False,
             "record": handle.record.to_dict() if handle else None,
             "attempt": self.attempt,
             "spawns": self.spawns,
@@ -320,6 +333,8 @@ class ProcessMachine:
         if self._on_change is not None:
             detail = {"pid": self.handle.pid if self.handle else None,
                       "attempt": self.attempt, "restarts": self.restarts, **extra}
+            if self.handle is not None and self.handle.adopted:
+                detail["adopted"] = True
             if new in (EXITED, FATAL, STOPPED) and self.last_exit is not None:
                 detail.update(exit=str(self.last_exit), exit_pid=self.last_exit.pid,
                               exit_code=self.last_exit.returncode)

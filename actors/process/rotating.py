@@ -1,21 +1,45 @@
-"""A log file that rotates by size: ``out.log``, ``out.log.1`` … ``out.log.N``.
+"""Log files of a process that outlive the node: ``out.log``, ``out.log.1`` … ``out.log.N``.
 
-:class:`RotatingFile` is what a process's stdout or stderr is written to.
-When a write would take the file past ``max_bytes``, the file is renamed to
-``.1`` (``.1`` to ``.2`` and so on; the oldest beyond ``backups`` is
-deleted) and a new one is started, so at most ``(backups + 1) * max_bytes``
-bytes are kept per stream. ``backups=0`` truncates in place. A chunk is split
-at the size limit, never at a line, since a process may write binary output.
-``max_bytes=None`` never rotates.
+A service's stdout and stderr are the files themselves (see :mod:`.spawn`):
+the process writes to them through ``O_APPEND`` descriptors, so its output
+does not depend on the node being alive. That rules out rotating by
+renaming (the process would go on writing into the renamed file) and
+rotating inside the writer. Rotation is therefore *copytruncate*, as
+logrotate does it, by the node:
 
-Not thread-safe: it is owned by the log pump's thread.
+- :func:`copytruncate` shifts ``.1`` → ``.2`` … (the oldest beyond
+  ``backups`` is deleted), copies the live file to ``.1`` and truncates the
+  live file to zero. The process's next ``O_APPEND`` write lands at the new
+  end. Bytes written between the end of the copy and the truncation are
+  lost; the copy reads until end of file first, so that window is one
+  ``ftruncate`` call wide. ``backups=0`` truncates in place.
+- :class:`LogRotator` checks every watched :class:`LogSpec` every
+  ``interval`` seconds on one daemon thread (started on first use) and
+  rotates a file once it has reached ``max_bytes``. The limit is therefore
+  soft: a file may grow past it by what the process writes in one
+  interval, and not at all while no node runs (nobody rotates then).
+  ``max_bytes=None`` never rotates. :meth:`LogRotator.check` rotates at once
+  (tests call it instead of waiting for the timer).
+
+Threads: :meth:`LogRotator.watch`, :meth:`~LogRotator.unwatch` and
+:meth:`~LogRotator.check` may be called from any thread. The rotator's
+thread is a boundary: a rotation that fails (disk full, permissions) is
+logged with its traceback and tried again at the next check.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+STREAMS = ("out", "err")
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -37,52 +61,106 @@ class LogSpec:
         """The live file of ``stream`` ("out" or "err")."""
         return Path(self.directory) / f"{self.name}.{stream}.log"
 
+    def open(self, stream: str) -> int:
+        """A new ``O_APPEND`` write descriptor on the live file of ``stream`` (created 0640)."""
+        path = self.path(stream)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
 
-class RotatingFile:
-    """Appends bytes to ``path``, rotating by size (see the module docstring)."""
 
-    def __init__(self, path: Path, max_bytes: int | None, backups: int) -> None:
-        self.path = Path(path)
-        self.max_bytes = max_bytes
-        self.backups = backups
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        self._size = os.fstat(self._fd).st_size
+def backup(path: Path, n: int) -> Path:
+    return path.with_name(f"{path.name}.{n}")
 
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            if self.max_bytes is None:
-                room = len(view)
-            else:
-                room = self.max_bytes - self._size
-                if room <= 0:
-                    self.rotate()
-                    room = self.max_bytes
-            chunk = view[:room]
-            written = os.write(self._fd, chunk)
-            self._size += written
-            view = view[written:]
 
-    def rotate(self) -> None:
-        """Start a new file now, shifting the backups."""
-        os.close(self._fd)
-        if self.backups == 0:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
-        else:
-            for n in range(self.backups - 1, 0, -1):
-                older = self._backup(n)
-                if older.exists():
-                    os.replace(older, self._backup(n + 1))
-            os.replace(self.path, self._backup(1))
-            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-        self._fd = os.open(self.path, flags, 0o640)
-        self._size = 0
+def copytruncate(path: Path, backups: int) -> int:
+    """Rotate ``path`` in place (see the module docstring); returns the bytes moved to ``.1``."""
+    path = Path(path)
+    if backups == 0:
+        size = path.stat().st_size
+        os.truncate(path, 0)
+        return size
+    for n in range(backups - 1, 0, -1):
+        if backup(path, n).exists():
+            os.replace(backup(path, n), backup(path, n + 1))
+    copied = 0
+    with open(path, "rb") as live, open(backup(path, 1), "wb") as first:
+        while chunk := live.read(_CHUNK):
+            first.write(chunk)
+            copied += len(chunk)
+        os.truncate(path, 0)
+    return copied
+
+
+def rotate_if_full(logs: LogSpec) -> list[Path]:
+    """Rotate each stream of ``logs`` that has reached ``max_bytes``; the paths rotated."""
+    if logs.max_bytes is None:
+        return []
+    rotated = []
+    for stream in STREAMS:
+        path = logs.path(stream)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            continue
+        if size >= logs.max_bytes:
+            copytruncate(path, logs.backups)
+            rotated.append(path)
+    return rotated
+
+
+class LogRotator:
+    """Rotates the watched logs by size every ``interval`` seconds (see the module docstring)."""
+
+    def __init__(self, interval: float = 5.0, name: str = "dsmt-logrotate") -> None:
+        self.interval = interval
+        self._name = name
+        self._lock = threading.Lock()
+        self._watched: Counter[LogSpec] = Counter()
+        self._thread: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    def watch(self, logs: LogSpec) -> None:
+        """Rotate ``logs`` from now on (counted: one :meth:`unwatch` per ``watch``)."""
+        with self._lock:
+            self._watched[logs] += 1
+            if self._thread is None and not self._closed.is_set():
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+
+    def unwatch(self, logs: LogSpec) -> None:
+        with self._lock:
+            self._watched[logs] -= 1
+            if self._watched[logs] <= 0:
+                del self._watched[logs]
+
+    def check(self) -> list[Path]:
+        """Rotate every watched file that is full, now; the paths rotated."""
+        with self._lock:
+            watched = list(self._watched)
+        rotated = []
+        for logs in watched:
+            try:
+                rotated += rotate_if_full(logs)
+            except OSError:
+                log.exception("rotating the logs of %s in %s failed", logs.name, logs.directory)
+        return rotated
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._closed.set()
 
-    def _backup(self, n: int) -> Path:
-        return self.path.with_name(f"{self.path.name}.{n}")
+    def _run(self) -> None:
+        while not self._closed.wait(self.interval):
+            self.check()
+
+
+_default: LogRotator | None = None
+_default_lock = threading.Lock()
+
+
+def default_rotator() -> LogRotator:
+    """The process-wide rotator (one thread for the whole node)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = LogRotator()
+        return _default

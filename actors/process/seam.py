@@ -17,8 +17,7 @@ from dsmt.clock import Clock
 from actors.process.adopt import adopt
 from actors.process.handle import ProcessHandle, ProcessRecord
 from actors.process.health import Check, HealthMonitor, HealthPolicy, HealthResult
-from actors.process.pump import LogPump
-from actors.process.rotating import LogSpec
+from actors.process.rotating import LogRotator, LogSpec
 from actors.process.spawn import Command, spawn
 from actors.process.stop import signal_group
 from actors.process.watcher import ExitWatcher
@@ -39,7 +38,7 @@ class ProcessOs(Protocol):
         """Send ``sig`` to the handle's process group; a gone group is not an error."""
         ...
 
-    def adopt(self, record: ProcessRecord) -> ProcessHandle | None:
+    def adopt(self, record: ProcessRecord, logs: LogSpec | None) -> ProcessHandle | None:
         """A watched handle for a journaled live process, or None (gone, or pid reused)."""
         ...
 
@@ -50,22 +49,22 @@ class ProcessOs(Protocol):
 
 
 class RealOs:
-    """Real processes: one exit watcher and one log pump (process-wide ones by default)."""
+    """Real processes: one exit watcher and one log rotator (process-wide ones by default)."""
 
     def __init__(self, clock: Clock | None = None, watcher: ExitWatcher | None = None,
-                 pump: LogPump | None = None) -> None:
+                 rotator: LogRotator | None = None) -> None:
         self._clock = clock
         self._watcher = watcher
-        self._pump = pump
+        self._rotator = rotator
 
     def spawn(self, command: Command, logs: LogSpec | None) -> ProcessHandle:
-        return spawn(command, logs, watcher=self._watcher, pump=self._pump)
+        return spawn(command, logs, watcher=self._watcher, rotator=self._rotator)
 
     def signal(self, handle: ProcessHandle, sig: int) -> None:
         signal_group(handle.pgid, sig)
 
-    def adopt(self, record: ProcessRecord) -> ProcessHandle | None:
-        return adopt(record, watcher=self._watcher)
+    def adopt(self, record: ProcessRecord, logs: LogSpec | None) -> ProcessHandle | None:
+        return adopt(record, logs, watcher=self._watcher, rotator=self._rotator)
 
     def monitor(self, check: Check, policy: HealthPolicy,
                 on_result: Callable[[HealthResult], None]) -> HealthMonitor:

@@ -1,12 +1,26 @@
-"""Starts a service's command in its own process group, output to rotated logs.
+"""Starts a service's command in its own session, output straight into its log files.
 
 :func:`spawn` runs ``Command.argv`` with ``Command.env`` and ``Command.cwd``
 in a new session (``setsid``: its own process group, with pgid = pid, and no
-controlling terminal), so the whole tree it forks can be signalled at once.
-stdin is ``/dev/null``; stdout and stderr go through pipes to a
-:class:`~.pump.LogPump` that writes ``<name>.out.log`` / ``<name>.err.log``
-rotated by size (see :class:`~.rotating.LogSpec`), or to ``/dev/null``
-without a LogSpec.
+controlling terminal), so the whole tree it forks can be signalled at once,
+and so that it survives the node: a ``dsmt node`` killed with -9 leaves its
+services running, and the next one re-adopts them (:mod:`.adopt`).
+
+Output, and the choice made for it: stdin is ``/dev/null``; stdout and
+stderr are ``O_APPEND`` descriptors on ``<name>.out.log`` /
+``<name>.err.log`` (see :class:`~.rotating.LogSpec`), or ``/dev/null``
+without a LogSpec. Nothing of the node sits between a service and its logs.
+Pipes to a pump thread in the node would die with the node, and the
+service's next write would get SIGPIPE/EPIPE and likely kill it; a FIFO in
+the run directory would have the same problem (or block the service once
+its buffer is full) whenever no node holds it open. The price is rotation:
+the writer's descriptor cannot be moved to a new file, so the node rotates
+by size with copytruncate on a timer (:class:`~.rotating.LogRotator`),
+which bounds the files softly (one check interval of output over the
+limit) and may lose the bytes written during the truncation itself. The
+same rotation applies to spawned and adopted processes: :func:`spawn` and
+:func:`~.adopt.adopt` register the LogSpec with the rotator for as long as
+the process lives.
 
 The process is watched from the moment it exists: the returned handle's
 ``exited`` future resolves as soon as it ends, even if that is before
@@ -19,7 +33,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +41,7 @@ from typing import Mapping, Sequence
 import psutil
 
 from actors.process.handle import ProcessHandle
-from actors.process.pump import LogPump
-from actors.process.rotating import LogSpec, RotatingFile
+from actors.process.rotating import STREAMS, LogRotator, LogSpec, default_rotator
 from actors.process.watcher import ExitWatcher, default_watcher
 
 
@@ -57,40 +69,23 @@ class Command:
         return base
 
 
-_pump: LogPump | None = None
-_pump_lock = threading.Lock()
-
-
-def default_pump() -> LogPump:
-    """The process-wide log pump (one thread for the whole node)."""
-    global _pump
-    with _pump_lock:
-        if _pump is None:
-            _pump = LogPump()
-        return _pump
-
-
 def spawn(
     command: Command | Sequence[str],
     logs: LogSpec | None = None,
     *,
     watcher: ExitWatcher | None = None,
-    pump: LogPump | None = None,
+    rotator: LogRotator | None = None,
 ) -> ProcessHandle:
     """Start ``command`` (see the module docstring); returns its watched handle."""
     if not isinstance(command, Command):
         command = Command(tuple(command))
     watcher = watcher or default_watcher()
-    sinks: list[tuple[int, RotatingFile]] = []
-    child_ends: list[int] = []
+    files: list[int] = []
     try:
         if logs is not None:
-            for stream in ("out", "err"):
-                sink = RotatingFile(logs.path(stream), logs.max_bytes, logs.backups)
-                r, w = os.pipe2(os.O_CLOEXEC)
-                sinks.append((r, sink))
-                child_ends.append(w)
-        out, err = child_ends if child_ends else (subprocess.DEVNULL, subprocess.DEVNULL)
+            for stream in STREAMS:
+                files.append(logs.open(stream))
+        out, err = files if files else (subprocess.DEVNULL, subprocess.DEVNULL)
         popen = subprocess.Popen(
             command.argv,
             stdin=subprocess.DEVNULL,
@@ -100,18 +95,12 @@ def spawn(
             env=command.environment(),
             start_new_session=True,
         )
-    except BaseException:
-        for r, sink in sinks:
-            os.close(r)
-            sink.close()
-        raise
     finally:
-        for w in child_ends:
-            os.close(w)
+        for fd in files:
+            os.close(fd)
     started = time.monotonic()
     # The child cannot be reaped before watch() below, so it is readable even if already dead.
     create_time = psutil.Process(popen.pid).create_time()
-    pump = pump or default_pump()
     handle = ProcessHandle(
         pid=popen.pid,
         pgid=popen.pid,
@@ -119,7 +108,14 @@ def spawn(
         started=started,
         argv=command.argv,
         popen=popen,
-        logs=tuple(pump.attach(r, sink) for r, sink in sinks),
     )
+    if logs is not None:
+        rotate_while_alive(handle, logs, rotator or default_rotator())
     watcher.watch(handle)
     return handle
+
+
+def rotate_while_alive(handle: ProcessHandle, logs: LogSpec, rotator: LogRotator) -> None:
+    """Have ``rotator`` rotate ``logs`` until ``handle``'s process exits."""
+    rotator.watch(logs)
+    handle.exited.add_done_callback(lambda _: rotator.unwatch(logs))

@@ -81,7 +81,7 @@ class FakeOs:
         if sig in self.exit_on and not handle.exited.done():
             self.exit(handle, signal=sig)
 
-    def adopt(self, record: ProcessRecord) -> ProcessHandle | None:
+    def adopt(self, record: ProcessRecord, logs: LogSpec | None = None) -> ProcessHandle | None:
         known = self.live.get(record.pid)
         if known is None or known.create_time != record.create_time:
             return None

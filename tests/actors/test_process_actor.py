@@ -181,6 +181,25 @@ def test_a_stale_journal_record_starts_the_service_afresh(ctx, events, reaper):
     assert pid != gone.pid
 
 
+def test_an_adopted_process_to_replace_is_stopped_and_a_fresh_one_journaled(ctx, events, reaper):
+    old = reaper.track(spawn(PAUSE))
+    written = []
+    spec = process_spec("web", PAUSE, ProcessPolicy(autorestart=NEVER, startsecs=0),
+                        record=old.record, replace="journaled version 0.9 is not the active 1.0",
+                        journal=lambda path, rec: written.append(rec))
+    ref, _ = start_tree(ctx, [spec])
+    actor = actor_of(ref)
+    assert old.exited.result(BOUND).signal == signal.SIGTERM
+    new = wait_for(lambda: (pid_of(actor) or old.pid) != old.pid and pid_of(actor), BOUND,
+                   "a fresh process")
+    states = [(e.payload["state"], e.payload["reason"]) for e in events.on(status(ctx))]
+    assert states[:4] == [("starting", "adopted"), ("running", "adopted"),
+                          ("stopping", "journaled version 0.9 is not the active 1.0"),
+                          ("stopped", "exited (status unknown: adopted process)")]
+    # The old entry stays journaled until it is gone, then the successor's replaces it.
+    assert [None if r is None else r.pid for r in written] == [None, new]
+
+
 def test_a_brutal_kill_of_the_actor_still_kills_its_process_group(ctx, events):
     ref, _ = start_tree(ctx, [process_spec("web", PAUSE, ProcessPolicy(startsecs=0),
                                            shutdown=BRUTAL_KILL)])

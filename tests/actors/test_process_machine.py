@@ -160,6 +160,36 @@ def test_an_adopted_process_exit_with_unknown_status_counts_as_unexpected():
     assert rig.states[-2:] == ["exited", "starting"]
 
 
+def test_an_adopted_process_says_so_in_every_move_while_it_lives():
+    rig = Rig(autorestart=ALWAYS)
+    rig.os.live[77] = ProcessRecord(77, 5.0, 77)
+    rig.machine.adopt(ProcessRecord(77, 5.0, 77))
+    assert [d.get("adopted") for _, _, d in rig.moves] == [True, True]
+    assert rig.machine.snapshot()["adopted"] is True
+    rig.os.exit(code=None)
+    assert "adopted" not in rig.moves[-1][2] and rig.machine.snapshot()["adopted"] is False
+
+
+def test_an_adopted_process_to_replace_is_stopped_then_a_fresh_one_is_started():
+    rig = Rig(autorestart=NEVER, startsecs=0, stopwaitsecs=5)
+    rig.os.live[77] = ProcessRecord(77, 5.0, 77)
+    assert rig.machine.adopt(ProcessRecord(77, 5.0, 77), replace="journaled version 0.9")
+    assert rig.states == ["starting", "running", "stopping"]
+    assert rig.reasons[-1] == "journaled version 0.9"
+    assert rig.os.signals == [(77, signal.SIGTERM)] and len(rig.os.spawned) == 1
+    rig.clock.advance(5)  # it ignores SIGTERM: SIGKILL after stopwaitsecs
+    assert rig.os.signals[-1] == (77, signal.SIGKILL)
+    rig.os.exit(rig.os.spawned[0], signal=signal.SIGKILL)
+    assert rig.states[-3:] == ["stopped", "starting", "running"]
+    assert rig.machine.handle is rig.os.last and rig.machine.handle.pid != 77
+
+
+def test_a_process_to_replace_that_is_already_gone_is_refused_like_any_stale_record():
+    rig = Rig()
+    assert not rig.machine.adopt(ProcessRecord(77, 5.0, 77), replace="journaled version 0.9")
+    assert rig.machine.state == "stopped" and rig.moves == [] and rig.os.signals == []
+
+
 def test_adoption_of_a_reused_pid_is_refused_and_changes_nothing():
     rig = Rig()
     rig.os.live[77] = ProcessRecord(77, 5.0, 77)

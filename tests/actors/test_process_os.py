@@ -8,6 +8,7 @@ still have live members at teardown, and kills them in any case.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,9 +21,11 @@ import pytest
 from actors.process import (
     Command,
     ExitWatcher,
+    LogRotator,
     LogSpec,
     ProcessRecord,
     adopt,
+    copytruncate,
     spawn,
     stop,
 )
@@ -93,7 +96,6 @@ def test_spawn_applies_env_and_cwd_and_starts_a_new_process_group(reaper, tmp_pa
     logs = LogSpec(tmp_path / "logs", "app")
     handle = start(reaper, py(code, env={"GREETING": "hello"}, cwd=tmp_path), logs)
     assert handle.exited.result(BOUND).code == 0
-    assert [f.result(BOUND) for f in handle.logs]  # both streams reached end of file
     assert read(logs.path("out")).split() == ["hello", str(tmp_path), "True", "True"]
     assert handle.pgid == handle.pid
     assert handle.record == ProcessRecord(handle.pid, handle.create_time, handle.pid)
@@ -113,31 +115,106 @@ def test_a_missing_program_raises_and_leaves_nothing_behind(tmp_path):
         spawn(Command((str(tmp_path / "nope"),)), LogSpec(tmp_path, "app"))
 
 
-def test_stdout_and_stderr_rotate_by_size_keeping_n_backups(reaper, tmp_path):
-    code = ("import sys\n"
-            "for i in range(10):\n"
-            "    sys.stdout.write(str(i) * 999 + '\\n'); sys.stdout.flush()\n"
-            "sys.stderr.write('E' * 100)\n")
+ROUNDS = """
+import signal, sys
+signal.signal(signal.SIGUSR1, lambda *_: None)
+for n in range(1, 4):
+    sys.stdout.write(str(n) * 2999 + "\\n")
+    sys.stdout.flush()
+    signal.pause()
+sys.stderr.write("E" * 100)
+"""
+
+
+def test_a_full_log_is_copied_to_a_backup_and_truncated_while_the_process_writes_on(
+        reaper, tmp_path):
     logs = LogSpec(tmp_path, "app", max_bytes=2500, backups=2)
-    handle = start(reaper, py(code), logs)
-    handle.exited.result(BOUND)
-    copied = [f.result(BOUND) for f in handle.logs]
-    assert copied == [10_000, 100]
+    rotator = LogRotator(interval=3600)  # rotations happen when the test calls check()
+    handle = start(reaper, py(ROUNDS), logs, rotator=rotator)
     out = logs.path("out")
+    for n in range(1, 4):
+        wait_for(lambda: out.exists() and out.stat().st_size == 3000, BOUND, f"round {n}")
+        assert rotator.check() == [out]
+        assert out.stat().st_size == 0
+        os.kill(handle.pid, signal.SIGUSR1)
+    handle.exited.result(BOUND)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["app.err.log", "app.out.log", "app.out.log.1", "app.out.log.2"]
-    assert [len(p.read_bytes()) for p in (out, Path(f"{out}.1"), Path(f"{out}.2"))] == \
-        [10_000 - 3 * 2500, 2500, 2500]
-    assert out.read_text().endswith("9" * 999 + "\n")
-    assert read(logs.path("err")) == "E" * 100
+    assert Path(f"{out}.1").read_text() == "3" * 2999 + "\n"  # the newest backup
+    assert Path(f"{out}.2").read_text() == "2" * 2999 + "\n"  # round 1 was deleted
+    assert read(out) == "" and read(logs.path("err")) == "E" * 100
+    assert rotator.check() == []  # the process is gone: its logs are not watched any more
+
+
+def test_the_rotator_rotates_on_its_own_timer(reaper, tmp_path):
+    logs = LogSpec(tmp_path, "app", max_bytes=100, backups=1)
+    rotator = LogRotator(interval=0.02)
+    try:
+        handle = start(reaper, py("import signal; print('x' * 500); signal.pause()"), logs,
+                       rotator=rotator)
+        backup = Path(f"{logs.path('out')}.1")
+        wait_for(lambda: read(backup) == "x" * 500 + "\n", BOUND, "the timer's rotation")
+        stop(handle).result(BOUND)
+    finally:
+        rotator.close()
+
+
+def test_copytruncate_without_backups_truncates_in_place(tmp_path):
+    path = tmp_path / "app.out.log"
+    path.write_text("x" * 10)
+    assert copytruncate(path, 0) == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.out.log"] and read(path) == ""
 
 
 def test_no_rotation_without_a_size_limit(reaper, tmp_path):
     logs = LogSpec(tmp_path, "app", max_bytes=None)
-    handle = start(reaper, py("print('x' * 5000)"), logs)
+    rotator = LogRotator(interval=3600)
+    handle = start(reaper, py("print('x' * 5000)"), logs, rotator=rotator)
     handle.exited.result(BOUND)
-    handle.logs[0].result(BOUND)
+    assert rotator.check() == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.err.log", "app.out.log"]
+
+
+NODE = """
+import signal, sys
+sys.path.insert(0, {root!r})
+from actors.process import Command, LogSpec, spawn
+child = spawn(Command((sys.executable, "-u", "-c", {child!r})), LogSpec({logs!r}, "app"))
+print(child.pid, flush=True)
+signal.pause()
+"""
+
+TICKS = """
+import signal
+ticks = 0
+def tick(*_):
+    global ticks
+    ticks += 1
+    print("tick", ticks)
+signal.signal(signal.SIGUSR1, tick)
+print("ready")
+while True:
+    signal.pause()
+"""
+
+
+def test_a_service_keeps_writing_its_log_after_the_node_that_spawned_it_is_killed(
+        reaper, tmp_path):
+    root = str(Path(__file__).resolve().parents[2])
+    node = subprocess.Popen([PY, "-c", NODE.format(root=root, child=TICKS, logs=str(tmp_path))],
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    reaper.track(node.pid)
+    child = int(node.stdout.readline())
+    reaper.track(child)
+    out = tmp_path / "app.out.log"
+    wait_for(lambda: "ready" in read(out), BOUND, "the service to be ready")
+    os.kill(node.pid, signal.SIGKILL)
+    assert node.wait(BOUND) == -signal.SIGKILL
+    for n in (1, 2):
+        os.kill(child, signal.SIGUSR1)
+        wait_for(lambda: f"tick {n}\n" in read(out), BOUND, f"tick {n} in the log")
+    assert alive(child)  # no SIGPIPE: nothing of the node sat between it and its log
+    os.kill(child, signal.SIGKILL)
 
 
 GROUP_IGNORING_TERM = """
@@ -161,9 +238,9 @@ signal.pause()
 
 
 def grandchild(logs: LogSpec) -> int:
-    line = wait_for(lambda: "grandchild" in read(logs.path("out")) and read(logs.path("out")),
-                    BOUND, "the grandchild's pid")
-    return int(line.split()[1])
+    found = wait_for(lambda: re.search(r"grandchild (\d+)\n", read(logs.path("out"))),
+                     BOUND, "the grandchild's pid")  # a whole line: -u writes it in pieces
+    return int(found.group(1))
 
 
 def test_stop_escalates_to_sigkill_of_the_whole_group_after_the_grace(reaper, tmp_path):
@@ -238,6 +315,21 @@ def test_adoption_watches_a_journaled_process_that_is_not_our_child(foreign):
     status = handle.exited.result(BOUND)
     assert time.monotonic() - killed < 0.05
     assert not status.known and status.returncode is None
+
+
+def test_an_adopted_process_has_its_logs_rotated_again_while_it_lives(foreign, tmp_path):
+    logs = LogSpec(tmp_path, "app", max_bytes=10, backups=1)
+    logs.path("out").write_text("written before the node restarted\n")
+    rotator = LogRotator(interval=3600)
+    handle = adopt(ProcessRecord(foreign, psutil.Process(foreign).create_time(), foreign), logs,
+                   rotator=rotator)
+    assert handle is not None
+    assert rotator.check() == [logs.path("out")]
+    assert read(Path(f"{logs.path('out')}.1")) == "written before the node restarted\n"
+    os.kill(foreign, signal.SIGKILL)
+    handle.exited.result(BOUND)
+    logs.path("out").write_text("written after it exited\n")
+    assert rotator.check() == []
 
 
 def test_adoption_refuses_a_pid_reused_by_another_process(foreign):
