@@ -7,6 +7,21 @@ health_window=10.0)`` is a :class:`dsmt.supervisor.Supervisor`
 :func:`actors.service.service_spec`; that one supervises a process actor per
 instance with the plan's strategy, restart type, intensity/period and backoff.
 
+Re-adoption: the app records every instance's process in the sliver's
+journal (``journal=``: a :class:`actors.deploy.journal.Journal` or the path
+of its database; by default the state database of the workspace whose
+``logs`` directory it was given; none otherwise). A node killed with
+-9 leaves its services running in their own sessions; when the new node's
+agent reports the active version (``Installed``, as after any start), the
+app re-adopts each instance the journal names — same pid, same port —
+instead of starting a duplicate, replaces a journaled process of another
+version, and starts afresh an instance whose process is gone or whose pid
+was reused (the table in :mod:`actors.service`). Re-adopted instances are
+listed as ``adopted`` in the service's summary, and their process actors
+say ``adopted: true`` in their status. Deviation, and why: the default
+journal is found from ``logs`` because the sliver tree hands the app only
+its workspace's ``logs`` directory.
+
 Messages (``tell``, see :mod:`actors.messages`):
 
 - :class:`Installed` — run this version: stop the service's old supervisor
@@ -57,12 +72,14 @@ from dsmt.errors import SupervisorError
 from dsmt.event import STATUS
 from dsmt.supervisor import Supervisor
 
+from actors.deploy import journal as j
 from actors.deploy.manifest import Manifest
 from actors.messages import GaveUp, Installed, Rollback, Undeploy, Undeployed
 from actors.plan import Service
 from actors.process.health import HealthMonitor, HealthResult
-from actors.service import (health_check, health_policy, instance_count, ports_for,
-                            resolved_health, service_spec)
+from actors.service import (health_check, health_policy, instance_count, journaled, ports_for,
+                            resolved_health, service_spec, stop_settings)
+from actors.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +114,12 @@ class _Service:
     reason: str | None = None
     rollback: str | None = None
     watch: _Watch | None = None
+    adopted: list[int] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {"version": self.version, "state": self.state, "reason": self.reason,
                 "ports": list(self.ports), "rollback": self.rollback,
-                "version_dir": str(self.version_dir)}
+                "version_dir": str(self.version_dir), "adopted": list(self.adopted)}
 
 
 @dataclass(frozen=True)
@@ -123,16 +141,22 @@ class AppSupervisor(Supervisor):
 
     def __init__(self, origin: Origin, *, logs: str | Path | None = None,
                  agent: str | None = None, health_window: float = 10.0,
-                 intensity: int = 10, period: float = 10.0, **config: Any) -> None:
+                 intensity: int = 10, period: float = 10.0,
+                 journal: j.Journal | str | Path | None = None, **config: Any) -> None:
         agent = agent or f"/{origin.ctx.sliver}/deployment-agent"
+        if journal is None and logs is not None and Path(logs).name == "logs":
+            journal = Workspace(Path(logs).parent).state_db
         super().__init__(origin, (), intensity=intensity, period=period, agent=agent,
                          health_window=health_window, logs=None if logs is None else str(logs),
+                         journal=None if journal is None else str(getattr(journal, "path", journal)),
                          **config)
         self.logs = None if logs is None else Path(logs)
         self.agent_path = agent
         self.health_window = health_window
         self._services: dict[str, _Service] = {}
         self._counter = 0
+        self._own_journal = isinstance(journal, (str, Path))
+        self._journal = j.Journal(journal, clock=self.ctx.clock) if self._own_journal else journal
 
     # --- hooks (app thread) ---------------------------------------------------------------
 
@@ -153,11 +177,13 @@ class AppSupervisor(Supervisor):
         for service in self._services.values():
             self._end_watch(service)
         super().on_stop()
+        self._close_journal()
 
     def on_failure(self, exc_type: Any, exc: Any, tb: Any) -> None:
         for service in self._services.values():
             self._end_watch(service)
         super().on_failure(exc_type, exc, tb)
+        self._close_journal()
 
     # --- API (through a proxy) --------------------------------------------------------------
 
@@ -172,7 +198,7 @@ class AppSupervisor(Supervisor):
         if record is None:
             return []
         rows = {i: {"instance": i, "port": port, "pid": None, "state": None, "restarts": 0,
-                    "process_restarts": 0, "healthy": None}
+                    "process_restarts": 0, "healthy": None, "adopted": False}
                 for i, port in enumerate(record.ports)}
         if ref is None:
             return list(rows.values())
@@ -193,7 +219,7 @@ class AppSupervisor(Supervisor):
             except (pykka.ActorDeadError, pykka.Timeout):
                 continue
             row.update(pid=snap["pid"], state=snap["state"], process_restarts=snap["restarts"],
-                       healthy=snap["healthy"])
+                       healthy=snap["healthy"], adopted=snap["adopted"])
         return list(rows.values())
 
     def inspect(self) -> dict[str, Any]:
@@ -219,14 +245,20 @@ class AppSupervisor(Supervisor):
         self._stop_service(name)
         self._counter += 1
         ports = ports_for(plan, instance_count(plan))
+        adoptions = {}
+        if self._journal is not None:
+            ports, adoptions = journaled(self._journal, plan, message.version, ports,
+                                         *stop_settings(plan, message.manifest))
         rollback = None if message.rollback is None else \
             f"rolled back from {message.rolled_back_from}: {message.rollback}"
         record = _Service(name, message.version, message.version_dir, message.manifest, plan,
-                          ports, self._counter, rollback=rollback)
+                          ports, self._counter, rollback=rollback,
+                          adopted=sorted(i for i, a in adoptions.items() if a.replace is None))
         self._services[name] = record
         spec = service_spec(sliver=self.ctx.sliver, plan=plan, manifest=message.manifest,
                             version_dir=message.version_dir, ports=ports,
-                            incarnation=record.incarnation, logs=self.logs, rollback=rollback)
+                            incarnation=record.incarnation, logs=self.logs, rollback=rollback,
+                            journal=self._journal, adoptions=adoptions)
         try:
             self.start_child(spec)
         except SupervisorError as exc:
@@ -345,6 +377,11 @@ class AppSupervisor(Supervisor):
     def _stop_service(self, name: str) -> None:
         if any(c.id == name for c in self.which_children()):
             self.terminate_child(name)  # temporary: the spec goes with it
+
+    def _close_journal(self) -> None:
+        if self._own_journal and self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
     def _fatal(self, record: _Service, reason: str) -> None:
         """The service gave up: say so on its own status channel and in the app's status."""

@@ -9,9 +9,11 @@ Two records survive an agent restart:
   agent resumes there and says so. :meth:`Journal.unfinished` lists every
   install that has not reached ``activate``.
 - **processes** the process actors started (service, instance, pid, the
-  process start time, version), so a restarted node re-adopts live processes
-  instead of starting duplicates. The start time tells a re-used pid from the
-  original process.
+  process start time, version, and the instance's port and process group),
+  so a restarted node re-adopts live processes instead of starting
+  duplicates, on the ports they already listen on. The start time tells a
+  re-used pid from the original process. (``port`` and ``pgid`` were added
+  later: an older database gets the columns on open, NULL in old rows.)
 
 The database runs in WAL mode (readers never block the writer) with
 ``synchronous=FULL``: a stage marked ``done`` stays done after a power cut.
@@ -45,8 +47,11 @@ CREATE TABLE IF NOT EXISTS stages (
 CREATE TABLE IF NOT EXISTS processes (
     service TEXT NOT NULL, instance TEXT NOT NULL, pid INTEGER NOT NULL,
     started REAL NOT NULL, version TEXT NOT NULL, recorded REAL NOT NULL,
+    port INTEGER, pgid INTEGER,
     PRIMARY KEY (service, instance));
 """
+# Columns added to a table after its first release: (table, column, declaration).
+_ADDED = (("processes", "port", "INTEGER"), ("processes", "pgid", "INTEGER"))
 
 
 @dataclass(frozen=True)
@@ -74,12 +79,16 @@ class InstallRecord:
 
 @dataclass(frozen=True)
 class ProcessRecord:
+    """A journaled process; ``started`` is its start time (psutil ``create_time``)."""
+
     service: str
     instance: str
     pid: int
     started: float
     version: str
     recorded: float
+    port: int | None = None
+    pgid: int | None = None
 
 
 class Journal:
@@ -94,6 +103,10 @@ class Journal:
         self._db.execute("PRAGMA synchronous=FULL")
         with self._db:
             self._db.executescript(_SCHEMA)
+            for table, column, declaration in _ADDED:
+                known = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in known:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         with self._lock:
@@ -201,21 +214,30 @@ class Journal:
 
     # --- processes -------------------------------------------------------------
     def record_process(
-        self, service: str, instance: str, pid: int, started: float, version: str
+        self, service: str, instance: str, pid: int, started: float, version: str,
+        *, port: int | None = None, pgid: int | None = None,
     ) -> None:
         """Remember a running process (replacing any earlier one of that instance)."""
         self._write(
-            "INSERT OR REPLACE INTO processes VALUES (?, ?, ?, ?, ?, ?)",
-            (service, str(instance), pid, started, version, self._clock.wall()),
+            "INSERT OR REPLACE INTO processes"
+            " (service, instance, pid, started, version, recorded, port, pgid)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (service, str(instance), pid, started, version, self._clock.wall(), port, pgid),
         )
 
-    def forget_process(self, service: str, instance: str) -> None:
-        self._write(
-            "DELETE FROM processes WHERE service=? AND instance=?", (service, str(instance)))
+    def forget_process(self, service: str, instance: str, pid: int | None = None) -> None:
+        """Forget the instance's process (only if it is ``pid``, when given)."""
+        if pid is None:
+            self._write(
+                "DELETE FROM processes WHERE service=? AND instance=?", (service, str(instance)))
+        else:
+            self._write("DELETE FROM processes WHERE service=? AND instance=? AND pid=?",
+                        (service, str(instance), pid))
 
     def processes(self, service: str | None = None) -> list[ProcessRecord]:
         """Recorded processes (of one service, or all), by service then instance."""
-        sql = "SELECT * FROM processes"
+        sql = ("SELECT service, instance, pid, started, version, recorded, port, pgid"
+               " FROM processes")
         args: tuple = ()
         if service is not None:
             sql, args = sql + " WHERE service=?", (service,)
