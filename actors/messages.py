@@ -11,6 +11,8 @@ Rollback       app → agent                 the new version failed its health w
 Undeploy       agent → app, CLI → agent    stop the service (the agent then uninstalls)
 Undeployed     app → agent                 the service's processes are gone
 GaveUp         service supervisor → app    intensity exhausted: the service is fatal
+PlanCommand    commander → coordinator     a verified deploy/undeploy/scale command
+Assign         coordinator → app           run this many instances of a service here
 =============  ==========================  ==========================================
 
 A service's package carries the service's name: the plan has no separate
@@ -95,3 +97,33 @@ class GaveUp:
     reason: str
     child: str | None = None
     child_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanCommand:
+    """A verified slice command that changes the plan: ``kind`` deploy | undeploy | scale.
+
+    Told by :class:`actors.commander.Commander` to the coordinator. ``args``
+    are the command's arguments as sent (e.g. ``{"service": "web",
+    "replicas": 3}`` for scale, ``{"plan": {...}}`` for deploy); ``request``
+    is the request id whose reply channel (``layout.reply(request)``) the
+    coordinator may publish its own outcome on; ``sender`` names who signed it.
+    """
+
+    kind: str
+    args: Any
+    request: str | None = None
+
+
+@dataclass(frozen=True)
+class Assign:
+    """Run ``count`` instances of ``service`` on this sliver (its share of the slice).
+
+    Told by the coordinator to the app whenever its share changes (see
+    :mod:`actors.placement`). It overrides the plan's ``replicas`` for this
+    sliver, also for a version installed later; 0 stops the service's
+    processes but keeps it installed, ready for a later share.
+    """
+
+    service: str
+    count: int

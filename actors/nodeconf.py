@@ -12,6 +12,8 @@ and what is wrong. Relative paths are taken from the file's folder.
     labels = ["edge"]               # optional: for placement constraints
     emit_rate = 10                  # seconds between status re-emissions (install monitors)
     root = "/org/dsmt/ns/deployment/"   # optional: the channel root
+    key_file = "slice.key"          # optional: the slice key that signs commands
+                                    # (without it every command is rejected: "no-key")
 
     [bridge]                        # optional: without it the sliver is not on PsEPR
     routers = ["127.0.0.1:23345"]   # host:port, tried in random order
@@ -52,6 +54,7 @@ class NodeConfig:
     bridge: BridgeConfig | None = None
     limits: Limits = field(default_factory=Limits)
     disk_quota: int | None = None
+    key_file: Path | None = None
 
     @property
     def layout(self) -> Layout:
@@ -90,6 +93,7 @@ def parse(top: config.Table) -> NodeConfig:
         bridge=_bridge(top.table("bridge"), layout, sliver) if "bridge" in top else None,
         limits=_limits(limits_table),
         disk_quota=disk_quota,
+        key_file=top.path("key_file", None),
     )
     top.done()
     return node

@@ -12,7 +12,8 @@
     │   └── install-monitor
     ├── app                           application supervisor: one supervisor per service
     ├── app-monitor                   the app's install monitor
-    └── coordinator                   applies the plan
+    ├── coordinator                   applies the plan
+    └── commander                     verifies and runs signed slice commands
 
 Deviation from the drawing in DESIGN.md, and why: a dsmt actor cannot have
 children unless it is a supervisor, so each component with an install
@@ -31,10 +32,12 @@ from __future__ import annotations
 from typing import Any
 
 from dsmt.childspec import ONE_FOR_ONE, ChildSpec
+from dsmt.commands import ReplayCache
 from dsmt.supervisor import Supervisor
 
 from actors.agent import DeploymentAgent
 from actors.app import AppSupervisor
+from actors.commander import Commander
 from actors.container import ContainerManager
 from actors.coordinator import Coordinator
 from actors.monitor import InstallMonitor
@@ -63,6 +66,10 @@ def children(config: NodeConfig) -> list[ChildSpec]:
         ChildSpec("app", AppSupervisor, {"logs": workspace.logs, "agent": agent_path}),
         ChildSpec("app-monitor", InstallMonitor, {"target": f"{base}/app", **monitor}),
         ChildSpec("coordinator", Coordinator, {"plan": config.plan, "agent": agent_path}),
+        # Last, so rest_for_one never restarts the others because of it; the
+        # replay cache lives in the spec so a restarted commander keeps it.
+        ChildSpec("commander", Commander, {"key_file": config.key_file,
+                                           "replay": ReplayCache()}),
     ]
     return specs
 

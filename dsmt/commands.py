@@ -52,7 +52,9 @@ than forgetting a nonce that could then be replayed.
 Key files hold 32 random bytes as 64 hex digits and a newline, mode 0600;
 :func:`load_key` refuses a file that its group or others may read.
 
-Stdlib only; not thread-safe (one verifier per thread, e.g. an actor).
+Stdlib only. A :class:`ReplayCache` is thread-safe, so it can outlive the
+actor that verifies with it (a restarted verifier keeps its predecessor's
+nonces); the functions keep no state.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ import math
 import os
 import secrets
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -191,6 +194,7 @@ class ReplayCache:
         self.capacity = capacity
         self._expiry: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._expiry)
@@ -200,6 +204,10 @@ class ReplayCache:
 
     def evict(self, now: float) -> None:
         """Forget every nonce whose command is stale at ``now``."""
+        with self._lock:
+            self._evict(now)
+
+    def _evict(self, now: float) -> None:
         heap = self._heap
         while heap and heap[0][0] < now:
             expiry, nonce = heapq.heappop(heap)
@@ -208,14 +216,15 @@ class ReplayCache:
 
     def add(self, nonce: str, ts: float, now: float) -> None:
         """Remember ``nonce`` (of a command made at ``ts``); CommandRejected if seen or full."""
-        self.evict(now)
-        if nonce in self._expiry:
-            raise CommandRejected(REPLAYED, f"nonce {nonce} already used")
-        if len(self._expiry) >= self.capacity:
-            raise CommandRejected(OVERLOADED, f"{self.capacity} commands in {self.max_age}s")
-        expiry = ts + self.max_age
-        self._expiry[nonce] = expiry
-        heapq.heappush(self._heap, (expiry, nonce))
+        with self._lock:
+            self._evict(now)
+            if nonce in self._expiry:
+                raise CommandRejected(REPLAYED, f"nonce {nonce} already used")
+            if len(self._expiry) >= self.capacity:
+                raise CommandRejected(OVERLOADED, f"{self.capacity} commands in {self.max_age}s")
+            expiry = ts + self.max_age
+            self._expiry[nonce] = expiry
+            heapq.heappush(self._heap, (expiry, nonce))
 
 
 def verify(key: bytes | None, signed: Any, *, slice: str, now: float,

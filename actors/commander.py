@@ -1,0 +1,360 @@
+"""The commander: runs the signed slice commands addressed to this sliver.
+
+One per sliver, the last child of the root supervisor. It reads the command
+channels of the local hub (the bridge imports them from PsEPR)::
+
+    {base}org.dsmt.component.sliver/command/            every sliver
+    {base}org.dsmt.component.sliver/command/<sliver>/   this sliver
+
+verifies each :data:`dsmt.event.COMMAND` event with the slice key
+(:func:`dsmt.commands.verify`) and runs it. A verified command whose body
+targets another sliver is ignored (counted ``ignored``).
+
+=========  ==================  ===============================================
+command    args                effect
+=========  ==================  ===============================================
+restart    ``path``            the actor at ``path`` fails (:func:`dsmt.actor.fail`);
+                               its supervisor restarts it per its spec
+stop       ``path``            ``terminate_child`` on its parent supervisor
+inspect    ``path``            the actor's ``inspect()`` snapshot (the result)
+deselect   --                  ``deselect()`` of ``/<sliver>/container-mgr/container``
+deploy,    as sent             told to ``/<sliver>/coordinator`` as a
+undeploy,                      :class:`actors.messages.PlanCommand` (outcome
+scale                          ``forwarded``)
+=========  ==================  ===============================================
+
+A ``path`` must lie under ``/<sliver>/`` and may not be the commander
+itself (a commander that stops itself could not reply).
+
+Every outcome is published, not retained, on ``layout.reply(request)`` as
+a :data:`dsmt.event.RECORD`::
+
+    {"request": id, "sliver": name, "command": name or None,
+     "outcome": "done" | "forwarded" | "failed" | "rejected",
+     "reason": text or None, "result": any or None}
+
+and becomes the ``last`` detail of the commander's own status (re-published).
+A rejection whose body names no usable request id is published on the
+status only. ``inspect()`` counts ``accepted``, ``rejected``,
+``rejected.<reason>``, ``done``, ``failed``, ``ignored``.
+
+Key: ``key_file`` (from node.toml) is loaded at start; without one, or if
+it cannot be read (logged), every command is rejected as ``no-key`` and the
+status reason says why. The :class:`dsmt.commands.ReplayCache` is given in
+the child spec, so a restarted commander keeps the nonces its predecessor
+accepted (a node restart does not: see the README's deviations).
+
+Threads: a reader thread owns the bus :class:`dsmt.bus.Subscriber` and only
+``tell()``\\s this actor each command event; everything else, including the
+bounded waits on other actors (``wait`` seconds), runs in the actor's
+thread. The reader is stopped through a wake-up event on its private
+channel, published by the actor's own publisher.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pykka
+
+from dsmt import channels, commands
+from dsmt.actor import Actor, Origin, fail
+from dsmt.bus import Bus
+from dsmt.commands import Body, CommandRejected, ReplayCache
+from dsmt.errors import DsmtError, SupervisorError
+from dsmt.event import COMMAND, RECORD, Event
+from dsmt.states import INITIATED, INSTANTIATED, REQUESTED, RUNNING
+
+from actors.messages import PlanCommand
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "sliver"  # commands address the sliver as a whole
+POLL = 1.0
+START_TIMEOUT = 10.0
+WAKE_TYPE = "http://dsmt.org/xs/payload/commander-control"
+PLAN_COMMANDS = frozenset({"deploy", "undeploy", "scale"})
+
+DONE = "done"
+FORWARDED = "forwarded"
+FAILED = "failed"
+REJECTED = "rejected"
+
+
+class CommandFailed(DsmtError):
+    """A verified command could not be carried out; the message says why."""
+
+
+class RestartRequested(DsmtError):
+    """The exception a ``restart`` command makes its target fail with."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class _ReaderFailed:
+    error: str
+
+
+class Commander(Actor):
+    """Verifies and runs slice commands: ``Commander.start(origin, key_file=..., replay=...)``."""
+
+    def __init__(self, origin: Origin, *, key_file: str | Path | None = None,
+                 replay: ReplayCache | None = None, bus: Bus | None = None,
+                 wait: float = 10.0) -> None:
+        super().__init__(origin, key_file=None if key_file is None else str(key_file),
+                         wait=wait)
+        self.key_file = None if key_file is None else Path(key_file)
+        self.replay = replay if replay is not None else ReplayCache()
+        self.bus = bus
+        self.wait = wait
+        self.key: bytes | None = None
+        self.key_problem: str | None = None
+        self._reader: _Reader | None = None
+        self._control = channels.join("org", "dsmt", "commander", "control",
+                                      secrets.token_hex(8))
+
+    # --- hooks (actor thread) --------------------------------------------------
+
+    def on_start(self) -> None:
+        self.change_state(REQUESTED)
+        self._load_key()
+        layout = self.ctx.layout
+        channels_ = (layout.command(COMPONENT), layout.command(COMPONENT, self.ctx.sliver))
+        bus = self.bus or _bus_of(self.ctx)
+        me = self.actor_ref
+        self._reader = _Reader(bus, layout.command(COMPONENT), channels_, self._control,
+                               lambda event: _tell_quietly(me, _Received(event)),
+                               lambda exc: _tell_quietly(me, _ReaderFailed(repr(exc))),
+                               name=f"commander-reader-{self.ctx.sliver}")
+        self._reader.start(START_TIMEOUT)
+        self.change_state(INITIATED, self.key_problem)
+        self.change_state(INSTANTIATED, self.key_problem)
+        self.change_state(RUNNING, self.key_problem, **self._detail())
+
+    def on_stop(self) -> None:
+        self._stop_reader()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self._stop_reader()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Received):
+            self._handle(message.event)
+        elif isinstance(message, _ReaderFailed):
+            raise DsmtError(f"command reader failed: {message.error}")
+        return None
+
+    def inspect(self) -> dict[str, Any]:
+        snapshot = super().inspect()
+        snapshot["key"] = {"file": self.config["key_file"], "loaded": self.key is not None,
+                           "problem": self.key_problem}
+        snapshot["replay_cache"] = len(self.replay)
+        return snapshot
+
+    # --- commands (actor thread) -------------------------------------------------
+
+    def _handle(self, event: Event) -> None:
+        try:
+            body = commands.verify(self.key, event.payload, slice=self.ctx.layout.slice,
+                                   now=self.ctx.clock.wall(), replay=self.replay)
+        except CommandRejected as exc:
+            self.count(REJECTED)
+            self.count(f"{REJECTED}.{exc.reason}")
+            log.warning("%s: %s (event %s from %s)", self.path, exc, event.id, event.sender)
+            self._outcome(exc.request, None, REJECTED, exc.reason, {"detail": exc.detail,
+                                                                    "from": str(event.sender)})
+            return
+        if body.target not in (commands.ALL, self.ctx.sliver):
+            self.count("ignored")
+            return
+        self.count("accepted")
+        try:
+            outcome, result, after = self._run(body)
+        except (CommandFailed, SupervisorError) as exc:
+            self.count(FAILED)
+            self._outcome(body.request, body.command, FAILED, str(exc), None)
+            return
+        except pykka.Timeout:
+            self.count(FAILED)
+            self._outcome(body.request, body.command, FAILED,
+                          f"no answer within {self.wait}s", None)
+            return
+        except Exception as exc:  # the command boundary: the commander keeps serving
+            log.exception("%s: command %s failed", self.path, body.command)
+            self.count(FAILED)
+            self._outcome(body.request, body.command, FAILED, f"{type(exc).__name__}: {exc}",
+                          None)
+            return
+        self.count(DONE)
+        self._outcome(body.request, body.command, outcome, None, result)
+        if after is not None:
+            after()  # e.g. the restart itself: only once the reply is out
+
+    def _run(self, body: Body) -> tuple[str, Any, Callable[[], None] | None]:
+        """(outcome, result, what to do after replying) of a verified command for us."""
+        name, args = body.command, body.args
+        if name == "restart":
+            path, ref = self._target(args)
+            return DONE, {"path": path}, lambda: fail(ref, RestartRequested(
+                f"restart requested by command {body.request}"))
+        if name == "stop":
+            path, _ = self._target(args)
+            parent_path, _, child = path.rpartition("/")
+            parent = self.ctx.registry.get(parent_path)
+            if parent is None or not hasattr(parent.proxy(), "terminate_child"):
+                raise CommandFailed(f"{path}: its parent {parent_path} is not a supervisor")
+            self._terminate(parent, child)
+            return DONE, {"path": path}, None
+        if name == "inspect":
+            path, ref = self._target(args, allow_self=True)
+            snap = self.inspect() if path == self.path else ref.proxy().inspect().get(
+                timeout=self.wait)
+            return DONE, _plain(snap), None
+        if name == "deselect":
+            path = f"/{self.ctx.sliver}/container-mgr/container"
+            ref = self._ref(path)
+            return DONE, {"state": ref.proxy().deselect().get(timeout=self.wait)}, None
+        if name in PLAN_COMMANDS:
+            path = f"/{self.ctx.sliver}/coordinator"
+            self._ref(path).tell(PlanCommand(name, dict(args), body.request))
+            return FORWARDED, {"to": path}, None
+        raise CommandFailed(f"unknown command {name!r}")
+
+    def _target(self, args: Any, *, allow_self: bool = False) -> tuple[str, Any]:
+        path = args.get("path")
+        base = f"/{self.ctx.sliver}/"
+        if not isinstance(path, str) or not path.startswith(base) or path.endswith("/"):
+            raise CommandFailed(f"path must be an actor under {base}, got {path!r}")
+        if path == self.path and not allow_self:
+            raise CommandFailed(f"{path} is the commander itself")
+        return path, self._ref(path)
+
+    def _ref(self, path: str) -> Any:
+        ref = self.ctx.registry.get(path)
+        if ref is None:
+            raise CommandFailed(f"no actor at {path}")
+        return ref
+
+    def _terminate(self, parent: Any, child: str) -> None:
+        ids: list[Any] = [child] + ([int(child)] if child.isdigit() else [])
+        for i, child_id in enumerate(ids):
+            try:
+                parent.proxy().terminate_child(child_id).get(timeout=self.wait)
+                return
+            except SupervisorError as exc:
+                if exc.reason != "not_found" or i == len(ids) - 1:
+                    raise
+
+    def _outcome(self, request: str | None, command: str | None, outcome: str,
+                 reason: str | None, result: Any) -> None:
+        payload = {"request": request, "sliver": self.ctx.sliver, "command": command,
+                   "outcome": outcome, "reason": reason, "result": result}
+        if request is not None and self.publisher is not None:
+            self.publisher.publish(self.ctx.layout.reply(request), RECORD, payload)
+        self.detail = {**self._detail(), "last": {k: v for k, v in payload.items()
+                                                  if k != "result"}}
+        self.publish_status()
+
+    def _detail(self) -> dict[str, Any]:
+        return {"key_loaded": self.key is not None,
+                "rejected": self.counters.get(REJECTED, 0),
+                "accepted": self.counters.get("accepted", 0)}
+
+    def _load_key(self) -> None:
+        if self.key_file is None:
+            self.key_problem = "no key: node.toml has no key_file"
+            return
+        try:
+            self.key = commands.load_key(self.key_file)
+        except commands.KeyFileError as exc:
+            log.error("%s: %s; every command will be rejected", self.path, exc)
+            self.key_problem = f"no key: {exc}"
+
+    def _stop_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is None:
+            return
+        reader.stopping.set()
+        if self.publisher is not None:
+            try:
+                self.publisher.publish(self._control, WAKE_TYPE, {"kind": "wake"})
+            except Exception:  # the hub may be gone already; the reader polls
+                log.debug("%s: cannot wake the reader", self.path, exc_info=True)
+        if not reader.join(POLL * 3):
+            log.error("%s: the command reader did not stop", self.path)
+
+
+class _Reader:
+    """The thread that owns the hub subscriber and hands on the command events."""
+
+    def __init__(self, bus: Bus, prefix: str, accept: tuple[str, ...], control: str,
+                 deliver: Callable[[Event], Any], on_fatal: Callable[[BaseException], Any],
+                 name: str) -> None:
+        self.bus, self.prefix, self.accept, self.control = bus, prefix, accept, control
+        self.deliver, self.on_fatal = deliver, on_fatal
+        self.stopping = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+
+    def start(self, timeout: float) -> None:
+        """Start; returns once the subscription is confirmed, else raises why not."""
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"{self._thread.name}: not subscribed within {timeout}s")
+        if self._error is not None:
+            raise self._error
+
+    def join(self, timeout: float) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _main(self) -> None:
+        try:
+            sub = self.bus.subscriber((self.prefix, self.control))
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while not self.stopping.is_set():
+                event = sub.recv(POLL)
+                if event is not None and event.type == COMMAND and event.channel in self.accept:
+                    self.deliver(event)
+        except BaseException as exc:  # the socket is gone: the actor must fail and restart
+            if not self.stopping.is_set():
+                log.exception("%s: stopped by an error", self._thread.name)
+                self.on_fatal(exc)
+        finally:
+            sub.close()
+
+
+def _bus_of(ctx: Any) -> Bus:
+    bus = getattr(ctx.publishers, "__self__", None)
+    if not isinstance(bus, Bus):
+        raise DsmtError("the commander needs the node's bus: pass bus=, or a context whose "
+                        "publishers is Bus.publisher")
+    return bus
+
+
+def _tell_quietly(ref: Any, message: Any) -> None:
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        pass
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain JSON data (str keys, lists, str for anything else), for the wire."""
+    return json.loads(json.dumps(value, default=str))
