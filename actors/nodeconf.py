@@ -12,6 +12,9 @@ and what is wrong. Relative paths are taken from the file's folder.
     labels = ["edge"]               # optional: for placement constraints
     emit_rate = 10                  # seconds between status re-emissions (install monitors)
     root = "/org/dsmt/ns/deployment/"   # optional: the channel root
+    heartbeat = 1.0                 # seconds between this sliver's heartbeats (coordinator)
+    suspect_after = 3               # missed heartbeats before a peer is suspected (and skipped)
+    dead_after = 10                 # further seconds of silence before it is declared dead
     key_file = "slice.key"          # optional: the slice key that signs commands
                                     # (without it every command is rejected: "no-key")
 
@@ -54,6 +57,9 @@ class NodeConfig:
     bridge: BridgeConfig | None = None
     limits: Limits = field(default_factory=Limits)
     disk_quota: int | None = None
+    heartbeat: float = 1.0
+    suspect_after: int = 3
+    dead_after: float = 10.0
     key_file: Path | None = None
 
     @property
@@ -93,6 +99,9 @@ def parse(top: config.Table) -> NodeConfig:
         bridge=_bridge(top.table("bridge"), layout, sliver) if "bridge" in top else None,
         limits=_limits(limits_table),
         disk_quota=disk_quota,
+        heartbeat=top.number("heartbeat", 1.0, min=0.01),
+        suspect_after=top.int("suspect_after", 3, min=1),
+        dead_after=top.number("dead_after", 10.0, min=0),
         key_file=top.path("key_file", None),
     )
     top.done()
@@ -101,6 +110,8 @@ def parse(top: config.Table) -> NodeConfig:
 
 def _element(t: config.Table, key: str) -> str:
     value = t.str(key)
+    if "/" in value:
+        raise t.error(key, "must be one channel element (no '/')")
     try:
         channels.join(value)
     except ChannelError as exc:

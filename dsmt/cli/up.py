@@ -29,6 +29,7 @@ from pathlib import Path
 
 import click
 
+from dsmt.cli import _slice
 from dsmt.errors import DsmtError
 
 
@@ -69,10 +70,13 @@ def command(plan: str | None, slivers: int, folder: str | None, timeout: float,
     console.print(f"[bold]dsmt up[/]: {slivers} slivers in {root}")
     try:
         slice_.start()
-        (root / "up.json").write_text(json.dumps({
+        record = json.dumps({
             "router": "%s:%d" % slice_.address, "service": SERVICE,
             "password_file": str(root / "slice.secret"), "slice": slice_.slice,
-            "slivers": [m.name for m in slice_.members]}, indent=2))
+            "slivers": [m.name for m in slice_.members], "dir": str(root)}, indent=2)
+        (root / "up.json").write_text(record)
+        _slice.home().mkdir(parents=True, exist_ok=True)
+        _slice.pointer().write_text(record)
         with SliceView([slice_.address], SERVICE, slice_.password, slice_.layout) as view:
             running = _wait_running(view, expected, timeout, stop, console)
             if not running:
@@ -92,8 +96,18 @@ def command(plan: str | None, slivers: int, folder: str | None, timeout: float,
     finally:
         console.print("stopping the slice…")
         slice_.stop()
+        _forget(root)
         left = slice_.processes()
         console.print("stopped" + ("" if not left else f"; still running: {left}"))
+
+
+def _forget(root: Path) -> None:
+    """Remove the pointer to this slice, unless another `dsmt up` replaced it since."""
+    try:
+        if json.loads(_slice.pointer().read_text()).get("dir") == str(root):
+            _slice.pointer().unlink()
+    except (OSError, ValueError):
+        pass
 
 
 def _instances(plan, slivers: int) -> int:

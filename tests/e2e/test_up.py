@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -32,9 +33,10 @@ def _under(folder: Path) -> list[psutil.Process]:
 
 
 def test_dsmt_up_reaches_all_running_and_ctrl_c_leaves_no_process_behind(folder):
+    env = {**os.environ, "DSMT_HOME": str(folder / "home")}
     up = subprocess.Popen([sys.executable, "-m", "dsmt.cli", "up", "--slivers", "2",
                            "--dir", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
+                          text=True, env=env)
     lines = []
     try:
         for line in up.stdout:
@@ -50,8 +52,19 @@ def test_dsmt_up_reaches_all_running_and_ctrl_c_leaves_no_process_behind(folder)
                 assert json.loads(reply.read())["status"] == "ok"
         info = json.loads((folder / "up.json").read_text())
         assert info["slivers"] == ["s1", "s2"]
+
+        status = subprocess.run([sys.executable, "-m", "dsmt.cli", "status", "--json"],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert status.returncode == 0, status.stderr
+        rows = json.loads(status.stdout)
+        assert {tuple(sorted(row)) for row in rows} == {
+            ("component", "reason", "since", "sliver", "state")}
+        instances = {(r["sliver"], r["state"]) for r in rows if r["component"] == "app.demo-app.0"}
+        assert instances == {("s1", "running"), ("s2", "running")}, rows
+
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=60) == 0
+        assert not (folder / "home" / "up.json").exists()
         wait_for(lambda: not _under(folder), timeout=10,
                  message=lambda: f"no process under {folder}, still {_under(folder)}")
     finally:
