@@ -139,11 +139,12 @@ class HubWriter(_Thread):
             if item is _STOP:
                 return
             try:
-                if isinstance(item, tuple):
-                    publisher.publish(item[1], CONTROL_TYPE, {"kind": "wake"})
-                else:
+                # An Event may itself be a tuple (a NamedTuple): test for it first.
+                if isinstance(item, Event):
                     publisher.send(item)
                     self.sent += 1
+                else:
+                    publisher.publish(item[1], CONTROL_TYPE, {"kind": "wake"})
                 self.hub_dropped = publisher.dropped
             except Exception:  # one bad event must not stop the imports
                 self.errors += 1
