@@ -5,6 +5,7 @@ under one folder (``root``)::
 
     root/accounts.toml        the router's account (scrypt hash of a fresh password)
     root/slice.secret         that password, 0600
+    root/slice.key            the slice key that signs commands, 0600 (every node.toml names it)
     root/router.log
     root/<sliver>/node.toml   each sliver's configuration
     root/<sliver>/ws/         its workspace (packages, versions, logs, run/ hub sockets)
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import psutil
 
+from dsmt import commands
 from dsmt.channels import Layout
 
 SERVICE = "dsmt"
@@ -80,6 +82,15 @@ class LocalSlice:
         return "127.0.0.1", self.port
 
     @property
+    def key_path(self) -> Path:
+        """The slice key file every sliver verifies commands with."""
+        return self.root / "slice.key"
+
+    @property
+    def key(self) -> bytes:
+        return commands.load_key(self.key_path)
+
+    @property
     def password(self) -> str:
         return (self.root / "slice.secret").read_text().strip()
 
@@ -95,6 +106,8 @@ class LocalSlice:
             secret.write_text(secrets.token_urlsafe(18) + "\n")
             secret.chmod(0o600)
         password = self.password
+        if not self.key_path.exists():
+            commands.write_key(self.key_path)
         (self.root / "accounts.toml").write_text(
             f'[accounts]\n"{SERVICE}" = "{accounts.hash_password(password)}"\n')
         if self.port is None:
@@ -104,7 +117,7 @@ class LocalSlice:
             plan = f'plan = "{self.plan}"\n' if self.plan else ""
             member.config.write_text(
                 f'slice = "{self.slice}"\nsliver = "{member.name}"\nworkspace = "ws"\n{plan}'
-                f"emit_rate = {self.emit_rate}\n\n[bridge]\n"
+                f'emit_rate = {self.emit_rate}\nkey_file = "{self.key_path}"\n\n[bridge]\n'
                 f'routers = ["127.0.0.1:{self.port}"]\nservice = "{SERVICE}"\n'
                 f'password_file = "{secret}"\nreconnect_min = 0.2\nreconnect_max = 2\n')
 

@@ -1,0 +1,68 @@
+"""Signed commands through a real router to real `dsmt node` processes.
+
+The operator is a PsEPR client on the router (a SliceView); it signs with the
+slice key LocalSlice wrote into every node.toml. Forged and replayed commands
+come back as public rejections on the reply channel, seen through the router.
+"""
+
+from __future__ import annotations
+
+from dsmt.testing import wait_for
+from gateways.commands import CommandRequest, send_command
+from gateways.view import SliceView
+
+from tests.e2e.conftest import Watcher
+
+BOUND = 30.0
+
+
+def _running(view: SliceView, sliver: str, component: str) -> bool:
+    status = view.status(sliver, component)
+    return status is not None and status.get("state") == "running"
+
+
+def test_a_signed_restart_restarts_the_app_monitor_and_forged_or_replayed_ones_are_rejected(
+        local_slice):
+    slice_ = local_slice(slivers=2)
+    slice_.start()
+    layout = slice_.layout
+    watcher = Watcher(slice_, layout.status("app-monitor", "s1"))
+    view = SliceView([slice_.address], "dsmt", slice_.password, layout).start(BOUND)
+    try:
+        for sliver in ("s1", "s2"):
+            wait_for(lambda: _running(view, sliver, "commander"), timeout=BOUND,
+                     message=lambda: f"the commander of {sliver} running: {view.rows()}")
+        wait_for(lambda: watcher.on(layout.status("app-monitor", "s1")), timeout=BOUND,
+                 message="a status of /s1/app-monitor through the router")
+        first_epoch = max(e.epoch for e in watcher.on(layout.status("app-monitor", "s1")))
+
+        with CommandRequest(view.client, slice_.key, layout, "s1", "restart",
+                            {"path": "/s1/app-monitor"}) as restart:
+            restart.lease(BOUND)
+            restart.send()
+            reply = restart.reply(BOUND)
+            assert (reply["outcome"], reply["sliver"]) == ("done", "s1"), reply
+            wait_for(lambda: any(e.epoch > first_epoch and e.payload.get("state") == "running"
+                                 for e in watcher.on(layout.status("app-monitor", "s1"))),
+                     timeout=BOUND, message="a new /s1/app-monitor running")
+
+            # The same signed payload again, as a new event: a replay, even though the
+            # restart above restarted the commander too (rest_for_one).
+            restart.send()
+            replayed = restart.reply(BOUND)
+            assert (replayed["outcome"], replayed["reason"]) == ("rejected", "replayed"), replayed
+
+        forged = send_command(view, b"not the slice key".ljust(32, b"!"), layout.slice, "s1",
+                              "restart", {"path": "/s1/app-monitor"}, timeout=BOUND)
+        assert (forged["outcome"], forged["reason"]) == ("rejected", "forged"), forged
+
+        inspected = send_command(view, slice_.key, layout.slice, "s2", "inspect",
+                                 {"path": "/s2/commander"}, timeout=BOUND)
+        assert inspected["outcome"] == "done" and inspected["sliver"] == "s2"
+        assert inspected["result"]["key"]["loaded"] is True
+        # SliceView.wait holds the lock that status() takes: poll instead.
+        wait_for(lambda: (view.status("s1", "commander") or {}).get("rejected", 0) >= 1,
+                 timeout=BOUND, message=lambda: f"{view.status('s1', 'commander')}")
+    finally:
+        view.close()
+        watcher.close()
