@@ -31,24 +31,36 @@ optional (XEP-0078 §3); a 2005 client sends it.
 
 :class:`StreamParser` turns bytes, in chunks of any size, into items: one
 :class:`StreamHeader`, then each complete top-level stanza as a detached lxml
-element, then :data:`END` when ``</stream:stream>`` arrives. It is built on
-:func:`gateways.psepr.xml.hardened_parser`, so nothing builds a tree of the
-whole stream: each stanza is built alone and forgotten once returned, and
-memory does not grow with the length of the stream. It refuses, with a
+element, then :data:`END` when ``</stream:stream>`` arrives. It drives one
+:func:`gateways.psepr.xml.hardened_parser` (libxml2 builds the tree in C;
+Python only reads the parser's start/end events) over the whole stream:
+each complete stanza is taken out of the stream's tree before it is
+returned, and whitespace between stanzas is dropped, so the stream's tree
+holds at most the one stanza in progress and memory does not grow with the
+length of the stream. A stanza that relies on the stream's default
+namespace is returned as a copy that declares it (``<message
+xmlns="jabber:client">``, never a made-up prefix). It refuses, with a
 :class:`StreamError` carrying the RFC 6120 condition:
 
-- ``not-well-formed``: malformed XML, bytes that are not UTF-8, undefined
-  entity references, anything after ``</stream:stream>`` but whitespace;
-- ``restricted-xml``: DOCTYPE (so entity declarations: billion laughs, XXE),
-  processing instructions, comments;
+- ``not-well-formed``: malformed XML, undefined entity references, anything
+  after ``</stream:stream>`` but whitespace; bytes that are not UTF-8 and
+  control characters XML cannot carry, as soon as they arrive (a multi-byte
+  UTF-8 sequence cut by the end of a chunk is judged when the rest comes);
+- ``restricted-xml``: DOCTYPE (so entity declarations: billion laughs, XXE)
+  and comments or processing instructions before the stream element are
+  refused from the raw bytes before libxml2 sees them
+  (:class:`gateways.psepr.xml.Prolog`); comments and processing
+  instructions inside the stream when the parser reports them (a DOCTYPE
+  there is not well-formed);
 - ``policy-violation``: a stanza over ``max_stanza`` bytes (default 64 KiB),
   elements nested deeper than ``max_depth`` (the stream element counts as
-  depth 1). lxml reports no byte offsets, so bytes are counted in slices of
-  :data:`SLICE` bytes fed to libxml2 one at a time: a stanza of at most
-  ``max_stanza`` bytes always passes, one of more than ``max_stanza + 2 *
-  SLICE`` never does, and libxml2 never buffers more than that of one
-  stanza. The same cap applies to the header and to anything else that
-  arrives without completing a stanza;
+  depth 1; also when libxml2 stops first at its own limit of 256). lxml
+  reports no byte offsets, so bytes are counted in slices of :data:`SLICE`
+  bytes fed to libxml2 one at a time: a stanza of at most ``max_stanza``
+  bytes always passes, one of more than ``max_stanza + 2 * SLICE`` never
+  does, and libxml2 never buffers more than that of one stanza. The same
+  cap applies to the header (and the bytes before it) and to anything else
+  that arrives without completing a stanza;
 - ``invalid-namespace``: a root that is not ``stream`` in
   ``http://etherx.jabber.org/streams``, or a default namespace other than
   the parser's content namespace (``jabber:client``);
@@ -69,8 +81,9 @@ rate limits bound how fast.
 
 from __future__ import annotations
 
+import codecs
+import copy
 from dataclasses import dataclass
-from typing import Any
 
 from lxml import etree
 
@@ -85,8 +98,8 @@ __all__ = [
     "STREAM_END", "CONDITIONS", "END", "StreamError", "StreamHeader", "StreamParser",
     "AuthRequest", "AuthReply", "stream_header", "stream_error", "parse_stream_error",
     "auth_get", "auth_set", "auth_fields", "auth_ok", "auth_refused", "iq_error", "parse_auth",
-    "parse_auth_reply", "registry_jid", "message_stanza", "message_event", "event_from_message",
-    "message_expire", "message_error",
+    "parse_auth_reply", "registry_jid", "message_stanza", "message_event", "message_envelope",
+    "event_from_message", "message_expire", "message_error",
 ]
 
 STREAMS_NS = "http://etherx.jabber.org/streams"
@@ -105,6 +118,7 @@ PRESENCE = f"{{{CLIENT_NS}}}presence"
 STREAM = f"{{{STREAMS_NS}}}stream"
 STREAM_ERROR = f"{{{STREAMS_NS}}}error"
 STREAM_END = b"</stream:stream>"
+_CONTROL = bytes(b for b in range(0x20) if b not in b"\t\n\r")  # never in XML 1.0
 
 # RFC 6120 §4.9.3 stream error conditions.
 CONDITIONS = frozenset({
@@ -170,11 +184,19 @@ class StreamParser:
     def __init__(self, *, max_stanza: int = MAX_STANZA, max_depth: int = MAX_DEPTH,
                  namespace: str = CLIENT_NS) -> None:
         self.max_stanza = max_stanza
+        self.max_depth = max_depth
         self.namespace = namespace
         self.header: StreamHeader | None = None
         self.ended = False
-        self._target = _StreamTarget(max_depth, namespace)
-        self._parser = xml.hardened_parser(self._target)
+        self._stanzas = frozenset(
+            f"{{{namespace}}}{name}" for name in ("message", "iq", "presence"))
+        self._parser = xml.hardened_parser()
+        self._prolog: xml.Prolog | None = xml.Prolog()
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._root: etree._Element | None = None
+        self._depth = 0
+        self._declares = False   # the next stanza declares its own default namespace
+        self._own_ns = False     # the open stanza does
         self._pending = 0
         self._error: StreamError | None = None
 
@@ -182,14 +204,21 @@ class StreamParser:
         """The items completed by ``data``, in order; raises StreamError."""
         if self._error is not None:
             raise self._error
-        target = self._target
-        view = memoryview(data)
+        items: list = []
         try:
-            for start in range(0, len(view), SLICE):
-                piece = view[start:start + SLICE]
-                target.boundary = False
-                self._parser.feed(bytes(piece))
-                if target.boundary:
+            self._check_bytes(data)
+            if self._prolog is not None:
+                held = self._prolog.feed(data)
+                if held is None:
+                    if len(self._prolog.held) > self.max_stanza:
+                        raise XmlError(f"stream header over {self.max_stanza} bytes",
+                                       condition="policy-violation")
+                    return items
+                self._prolog = None
+                data = held
+            for start in range(0, len(data), SLICE):
+                piece = data[start:start + SLICE]
+                if self._feed(piece, items):
                     self._pending = 0
                 else:
                     self._pending += len(piece)
@@ -197,15 +226,104 @@ class StreamParser:
                         raise XmlError(f"stanza over {self.max_stanza} bytes",
                                        condition="policy-violation")
         except Exception as exc:  # lxml raises several types on garbage; all end the stream
-            self._error = _stream_error(target.error or exc)
+            self._error = _stream_error(exc)
             raise self._error from None
-        items, target.items = target.items, []
         if items:
             if isinstance(items[0], StreamHeader):
                 self.header = items[0]
             if items[-1] is END:
                 self.ended = True
         return items
+
+    def _check_bytes(self, data: bytes) -> None:
+        """Refuse bytes that can never be XML at once, not when more input follows."""
+        try:
+            text = self._utf8.decode(data)
+        except UnicodeDecodeError as exc:
+            raise XmlError(f"not UTF-8 ({exc.reason})", data[:64],
+                           condition="not-well-formed") from None
+        if len(data.translate(None, _CONTROL)) != len(data) or (
+                not text.isascii() and ("\ufffe" in text or "\uffff" in text)):
+            raise XmlError("a character XML cannot carry", data[:64],
+                           condition="not-well-formed")
+
+    def _feed(self, piece: bytes, items: list) -> bool:
+        """Parse ``piece``; True if it completed a stanza, the header or a keepalive."""
+        try:
+            self._parser.feed(piece)
+        except etree.XMLSyntaxError:
+            self._take(items)  # a refusal among the events before the error explains it
+            raise
+        return self._take(items)
+
+    def _take(self, items: list) -> bool:
+        boundary = False
+        depth = self._depth
+        for event, el in self._parser.read_events():
+            if event == "start":
+                depth += 1
+                if depth == 2:
+                    if el.tag not in self._stanzas:
+                        self._check_stanza(el.tag)
+                    self._own_ns, self._declares = self._declares, False
+                elif depth > self.max_depth:
+                    raise xml.too_deep(self.max_depth, el.tag)
+                elif depth == 1:
+                    self._open_stream(el, items)
+                    boundary = True
+            elif event == "end":
+                depth -= 1
+                if depth == 1:
+                    items.append(self._detach(el))
+                    boundary = True
+                elif depth == 0:
+                    items.append(END)
+                    boundary = True
+            elif event == "start-ns":
+                if depth == 1 and not el[0]:
+                    self._declares = True
+            else:
+                raise xml.restricted(event)
+        self._depth = depth
+        root = self._root
+        if root is not None and depth and root.text is not None:
+            # Text between stanzas: only whitespace (keepalives), never kept.
+            if root.text.strip():
+                raise XmlError("text between stanzas", root.text[:64], condition="bad-format")
+            root.text = None
+            boundary = True
+        return boundary
+
+    def _open_stream(self, root: etree._Element, items: list) -> None:
+        if root.tag != STREAM:
+            raise XmlError(f"the stream must open with {{{STREAMS_NS}}}stream", root.tag,
+                           condition="invalid-namespace")
+        default = root.nsmap.get(None)
+        if default != self.namespace:
+            raise XmlError(f"the default namespace must be {self.namespace}", default,
+                           condition="invalid-namespace")
+        self._root = root
+        items.append(StreamHeader(dict(root.attrib)))
+
+    def _check_stanza(self, tag: str) -> None:
+        if tag.__class__ is str and tag.startswith(f"{{{STREAMS_NS}}}"):
+            return
+        raise XmlError("unsupported stanza", tag, condition="unsupported-stanza-type")
+
+    def _detach(self, el: etree._Element) -> etree._Element:
+        """Take a complete stanza out of the stream's tree (which so stays empty)."""
+        tail = el.tail
+        if tail is not None and tail.strip():
+            raise XmlError("text between stanzas", tail[:64], condition="bad-format")
+        if not self._own_ns:
+            # Detached, a stanza that inherits the stream's default namespace would be
+            # written with a made-up prefix (ns0:message); a copy declares it.
+            stanza = copy.deepcopy(el)
+        else:
+            stanza = el
+        self._root.remove(el)
+        stanza.tail = None
+        return stanza
 
 
 def _stream_error(exc: BaseException) -> StreamError:
@@ -216,71 +334,6 @@ def _stream_error(exc: BaseException) -> StreamError:
     if isinstance(exc, etree.XMLSyntaxError):
         return StreamError("not-well-formed", str(exc))
     return StreamError("not-well-formed", f"{type(exc).__name__}: {exc}")
-
-
-class _StreamTarget(xml.GuardedTarget):
-    """Builds one stanza at a time; the stream element itself is never built."""
-
-    def __init__(self, max_depth: int, namespace: str) -> None:
-        super().__init__(max_depth)
-        self.namespace = namespace
-        self.items: list[Any] = []
-        self.boundary = False
-        self._builder = None
-        self._nsmap: dict = {}
-
-    def start(self, tag: str, attrib: Any, nsmap: dict) -> None:
-        depth = self.depth + 1
-        if depth == 1:
-            self.depth = 1
-            self._open_stream(tag, attrib, nsmap)
-            return
-        if depth == 2:
-            self._check_stanza(tag)
-            self._builder = etree.TreeBuilder()
-            nsmap = {**self._nsmap, **nsmap}
-        super().start(tag, attrib, nsmap)
-
-    def end(self, tag: str) -> None:
-        self.depth -= 1
-        if self.depth == 0:
-            self.items.append(END)
-            self.boundary = True
-            return
-        self._builder.end(tag)
-        if self.depth == 1:
-            self.items.append(self._builder.close())
-            self._builder = None
-            self.boundary = True
-
-    def data(self, data: str) -> None:
-        if self.depth >= 2:
-            self._builder.data(data)
-        elif data.strip():
-            self.refuse(XmlError("text between stanzas", data[:64], condition="bad-format"))
-        else:
-            self.boundary = True  # whitespace keepalive
-
-    def close(self) -> None:
-        return None
-
-    def _open_stream(self, tag: str, attrib: Any, nsmap: dict) -> None:
-        if tag != STREAM:
-            self.refuse(XmlError(f"the stream must open with {{{STREAMS_NS}}}stream", tag,
-                                 condition="invalid-namespace"))
-        default = nsmap.get("")
-        if default != self.namespace:
-            self.refuse(XmlError(f"the default namespace must be {self.namespace}", default,
-                                 condition="invalid-namespace"))
-        self._nsmap = {None: default}
-        self.items.append(StreamHeader(dict(attrib)))
-        self.boundary = True
-
-    def _check_stanza(self, tag: str) -> None:
-        ns, _, name = tag[1:].partition("}") if tag[:1] == "{" else ("", "", tag)
-        if ns == STREAMS_NS or (ns == self.namespace and name in ("message", "iq", "presence")):
-            return
-        self.refuse(XmlError("unsupported stanza", tag, condition="unsupported-stanza-type"))
 
 
 # --------------------------------------------------------------------------- writers
@@ -449,12 +502,20 @@ def message_stanza(event: Event, to: str, expire: float | None = 60, *,
 
 def message_event(el: etree._Element) -> Event:
     """The event carried by a received ``<message>``; raises XmlError."""
+    return message_envelope(el).event()
+
+
+def message_envelope(el: etree._Element) -> xml.Envelope:
+    """What routing needs from the event in a received ``<message>``; raises XmlError.
+
+    Validates as :func:`message_event` does (:func:`gateways.psepr.xml.envelope`).
+    """
     if el.tag != MESSAGE:
         raise XmlError("not a message stanza", el.tag)
-    events = el.findall(xml.EVENT_TAG)
+    events = [child for child in el if child.tag == xml.EVENT_TAG]
     if len(events) != 1:
         raise XmlError(f"a message carries exactly one event, this one {len(events)}")
-    return xml.event_from_element(events[0])
+    return xml.envelope(events[0])
 
 
 event_from_message = message_event

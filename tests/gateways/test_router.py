@@ -313,3 +313,21 @@ def test_a_non_loopback_listener_without_tls_needs_insecure():
     with pytest.raises(ConfigError):
         config.RouterConfig(listen=("0.0.0.0", 0)).check()
 
+
+
+def test_a_lease_on_slash_is_granted_and_receives_every_channel(router, wire):
+    sub = _subscribe(wire, router, "/")
+    pub = wire(router).login("bob")
+    for channel, value in (("/a/", "one"), ("/x/y/z/", "two")):
+        pub.publish(pub.event(channel, ATTRIBUTE, _attr(value)))
+    assert sub.next_event(lambda e: e.type == ATTRIBUTE).payload["value"] == "one"
+    assert sub.next_event(lambda e: e.type == ATTRIBUTE).payload["value"] == "two"
+
+
+def test_an_event_on_slash_that_is_not_a_lease_is_refused_with_an_error_answer(router, wire):
+    pub = wire(router).login("bob")
+    pub.send(stream.message_stanza(pub.event("/a/", ATTRIBUTE, _attr()), to="r1").replace(
+        b"<channel>/a/</channel>", b"<channel>/</channel>"))
+    error = pub.expect(lambda i: getattr(i, "get", lambda k: None)("type") == "error")
+    assert error.tag == stream.MESSAGE
+    assert stats(router)["rejected"] == 1

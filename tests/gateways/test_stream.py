@@ -309,3 +309,90 @@ def test_the_deepest_encodable_payloads_still_fit_in_a_stream():
     too_deep = raw.replace("<p>", "<p><p>", 1).replace("</p>", "</p></p>", 1)
     with pytest.raises(xml.XmlError, match="deeper"):
         stream.message_stanza(sender.make("/a/", "urn:deep", {"xml": too_deep}), to="r")
+
+
+# ---------------------------------------------------------------- native tree building
+
+
+def test_a_stanza_inheriting_the_stream_namespace_is_detached_with_it_declared():
+    parser = StreamParser()
+    parser.feed(HEADER)
+    (message,) = parser.feed(b"<message to='r'><body>hi</body></message>")
+    assert message.getparent() is None
+    assert etree.tostring(message) == (
+        b'<message xmlns="jabber:client" to="r"><body>hi</body></message>')
+
+
+def test_whitespace_between_stanzas_is_dropped_however_it_is_cut():
+    data = HEADER + b"\n <presence/>\n\t <presence/>  \n<presence/> "
+    for cuts in ([], range(1, len(data)), [len(HEADER) + 3, len(HEADER) + 17]):
+        items = _feed_in_chunks(data, cuts)
+        assert [etree.tostring(i) for i in items[1:]] == [
+            b'<presence xmlns="jabber:client"/>'] * 3
+
+
+def test_text_between_stanzas_is_refused_however_it_is_cut():
+    parser = StreamParser()
+    parser.feed(HEADER + b"<presence/>he")
+    with pytest.raises(StreamError) as caught:
+        parser.feed(b"llo<presence/>")
+    assert caught.value.condition == "bad-format"
+
+
+@pytest.mark.parametrize("data", [
+    HEADER + b"<message>\xff",               # never UTF-8
+    HEADER + b"<message>\xed\xa0\x80",       # a surrogate
+    HEADER + b"<message>\x00",               # a control character
+    HEADER + b"<message>\xef\xbf\xbe",       # U+FFFE
+    b"\xff\xfe<\x00s\x00",                   # UTF-16, before any header
+])
+def test_bytes_that_can_never_be_xml_are_refused_at_once(data):
+    assert _stream_error(data).condition == "not-well-formed"
+
+
+def test_a_utf8_sequence_cut_by_a_chunk_boundary_waits_for_its_end():
+    data = HEADER + "<message><body>é</body></message>".encode()
+    cut = data.index(b"\xc3") + 1
+    assert len(_feed_in_chunks(data, [cut])) == 2
+
+
+@pytest.mark.parametrize("prolog", [
+    b"<?xml version='1.0' encoding='UTF-8'?>\n",
+    b"\xef\xbb\xbf<?xml version='1.0'?>",
+    b"\xef\xbb\xbf",
+    b"  \n",
+    b"",
+])
+def test_a_bom_declaration_and_whitespace_before_the_header_pass_however_cut(prolog):
+    data = prolog + HEADER[HEADER.index(b"<stream:"):] + b"<presence/>"
+    assert len(_feed_in_chunks(data, range(1, len(data)))) == 2
+
+
+@pytest.mark.parametrize("prolog", [
+    b"<!-- hi -->", b"<?xml version='1.0'?><!-- hi -->", b"<?php x ?>",
+    b"<?xml-stylesheet href='x'?>", b"\xef\xbb\xbf<!DOCTYPE s>",
+])
+def test_comments_pis_and_doctypes_before_the_header_are_refused_byte_by_byte(prolog):
+    data = prolog + HEADER[HEADER.index(b"<stream:"):]
+    with pytest.raises(StreamError) as caught:
+        _feed_in_chunks(data, range(1, len(data)))
+    assert caught.value.condition == "restricted-xml"
+
+
+def test_nesting_past_libxml2s_own_limit_in_one_chunk_is_still_a_policy_violation():
+    assert _stream_error(HEADER + b"<message>" + b"<a>" * 300).condition == "policy-violation"
+
+
+def test_a_comment_after_the_stream_end_is_refused():
+    assert _stream_error(HEADER + stream.STREAM_END + b"<!-- x -->").condition == (
+        "restricted-xml")
+
+
+def test_the_envelope_of_a_message_names_what_routing_needs():
+    parser = StreamParser()
+    parser.feed(HEADER)
+    (message,) = parser.feed(stream.message_stanza(EVENT, to="psepr_registry@r"))
+    envelope = stream.message_envelope(message)
+    assert (envelope.channel, envelope.type, envelope.to, envelope.sender, envelope.id) == (
+        EVENT.channel, EVENT.type, EVENT.to, EVENT.sender, EVENT.id)
+    assert envelope.event() == EVENT

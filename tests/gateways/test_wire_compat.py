@@ -7,6 +7,9 @@ optional iq:auth ``get`` round trip, ``jabber:x:expire`` on every message.
 
 from __future__ import annotations
 
+import select
+import time
+
 from dsmt.event import ATTRIBUTE, LEASE
 
 from gateways.psepr import stream
@@ -102,3 +105,21 @@ def test_a_2005_client_with_a_wrong_password_gets_401_and_the_stream_closes(rout
     assert reply.get("type") == "error"
     assert reply.find("{jabber:client}error").get("code") == "401"
     w.wait_closed()
+
+
+def test_a_2005_message_is_forwarded_with_its_namespace_declared_not_a_made_up_prefix(
+        router, wire):
+    sub, pub = wire(router), wire(router)
+    _login(sub, b"alice", b"n1")
+    _login(pub, b"bob", b"n2")
+    sub.send(LEASE_MSG % (b"alice", b"n1"))
+    sub.next_event(lambda e: e.type == LEASE)
+    pub.send(ATTRIBUTE_MSG % (b"bob", b"n2", b"7"))
+    raw = b""
+    deadline = time.monotonic() + 10
+    while b"</message>" not in raw and time.monotonic() < deadline:
+        ready, _, _ = select.select([sub.sock], [], [], 0.2)
+        if ready:
+            raw += sub.sock.recv(1 << 16)
+    assert raw.lstrip().startswith(b'<message xmlns="jabber:client" to="psepr_registry@r1">')
+    assert b"ns0" not in raw and b"<value>7</value>" in raw

@@ -208,7 +208,7 @@ def _event(payload: bytes, ns: bytes = RECORD.encode(), channel: bytes = b"/a/")
     return EVENT % (channel, ns, payload)
 
 
-@pytest.mark.parametrize("data,condition", [
+BAD_EVENTS = [
     (b"<event", "not-well-formed"),
     (b"", "not-well-formed"),
     (b"\xff\xfe<\x00e\x00/\x00>\x00", "not-well-formed"),
@@ -242,7 +242,10 @@ def _event(payload: bytes, ns: bytes = RECORD.encode(), channel: bytes = b"/a/")
     (b'<event xmlns="http://psepr.org/xs/event" xmlns:d="http://dsmt.org/xs/event-meta" '
      b'd:seq="-1"><to><channel>/a/</channel></to><from><service>s</service></from>'
      b'<payload xmlns="urn:x"/></event>', "bad-format"),
-])
+]
+
+
+@pytest.mark.parametrize("data,condition", BAD_EVENTS)
 def test_bad_input_is_refused_with_a_typed_error(data, condition):
     with pytest.raises(XmlError) as caught:
         xml.event_from_bytes(data)
@@ -333,3 +336,44 @@ def _mutate(data: bytes, mutations) -> bytes:
         pos = min(pos, len(data))
         data = data[:pos] + insert + data[pos + cut:]
     return data
+
+
+@pytest.mark.parametrize("data,condition", BAD_EVENTS)
+def test_the_routing_envelope_refuses_what_the_full_decode_refuses(data, condition):
+    with pytest.raises(XmlError) as caught:
+        xml.envelope(xml.parse(data))
+    assert caught.value.condition == condition
+
+
+def test_the_envelope_of_a_2005_event_gives_its_event_the_id_it_was_routed_by():
+    data = (b'<event xmlns="http://psepr.org/xs/event"><to><channel>/a/</channel>'
+            b'<service>m</service></to><from><service>s</service></from>'
+            b'<payload xmlns="urn:x"><y/></payload></event>')
+    envelope = xml.envelope(xml.parse(data))
+    event = envelope.event()
+    assert (event.id, event.channel, event.to, event.sender) == (
+        envelope.id, "/a/", Address("m"), Address("s"))
+    assert len(envelope.id) == 32 and event.payload == envelope.payload == {
+        "xml": '<payload xmlns="urn:x"><y/></payload>'}
+
+
+def test_a_lease_may_be_on_slash_but_no_other_event_may():
+    sender = Sequencer(Address("svc"))
+    lease = sender.make("/", LEASE, {
+        "op": "register", "identifier": "all", "duration": 60.0, "type": None})
+    assert round_trip(lease) == lease
+    with pytest.raises(XmlError):
+        xml.event_to_bytes(sender.make("/", RECORD, None))
+    with pytest.raises(XmlError):
+        xml.event_from_bytes(_event(b"<n/>", channel=b"/"))
+
+
+@pytest.mark.parametrize("prolog", [b"\xef\xbb\xbf", b"<?xml version='1.0'?>\n", b" "])
+def test_a_bom_declaration_and_whitespace_before_the_root_are_accepted(prolog):
+    assert xml.event_from_bytes(prolog + VALID) == xml.event_from_bytes(VALID)
+
+
+def test_a_comment_before_the_root_is_refused_without_parsing():
+    with pytest.raises(XmlError, match="comments") as caught:
+        xml.parse(b"<!-- x --><event/>")
+    assert caught.value.condition == "restricted-xml"
