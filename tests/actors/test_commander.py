@@ -202,3 +202,25 @@ def test_the_commander_keeps_serving_after_bad_input(sliver):
              message=lambda: f"4 rejections, counters {commander_counters(node)}")
     _, sub = op.send("inspect", {"path": "/s1/worker"})
     assert op.reply(sub)["outcome"] == "done"
+
+
+def test_plan_commands_are_forwarded_to_the_coordinator_as_plan_command_messages(
+        run_dir, key_file):
+    from tests.dsmt.conftest import Journal
+
+    journal = Journal()
+    specs = [ChildSpec("coordinator", Worker, {"journal": journal}),
+             ChildSpec("commander", Commander, {"key_file": key_file, "replay": ReplayCache()})]
+    node = Node("s1", LAYOUT, run_dir, specs).start()
+    op = Operator(node, commands.load_key(key_file))
+    try:
+        body, sub = op.send("scale", {"service": "web", "replicas": 3})
+        reply = op.reply(sub)
+        assert reply["outcome"] == "forwarded" and reply["result"] == {"to": "/s1/coordinator"}
+        wait_for(lambda: [w for w, _ in journal.items if w.startswith("got PlanCommand")],
+                 timeout=BOUND, message=lambda: f"a PlanCommand, journal {journal.items}")
+        got = next(w for w, _ in journal.items if w.startswith("got PlanCommand"))
+        assert "kind='scale'" in got and f"request='{body.request}'" in got
+    finally:
+        op.close()
+        node.stop()

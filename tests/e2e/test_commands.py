@@ -16,6 +16,22 @@ from tests.e2e.conftest import Watcher
 BOUND = 30.0
 
 
+def _answers(view: SliceView, key: bytes, sliver: str) -> bool:
+    """True once an inspect reaches ``sliver`` and its reply comes back (a fresh command each try).
+
+    A sliver's status reaches the router as soon as its bridge is connected,
+    but a command reaches the sliver only once the bridge's import lease is
+    granted; a command published before that is not delivered (PsEPR keeps
+    nothing for absent leases), so the test waits for a full round trip.
+    """
+    try:
+        reply = send_command(view, key, view.layout.slice, sliver, "inspect",
+                             {"path": f"/{sliver}/commander"}, timeout=2.0)
+    except TimeoutError:
+        return False
+    return reply["outcome"] == "done"
+
+
 def _running(view: SliceView, sliver: str, component: str) -> bool:
     status = view.status(sliver, component)
     return status is not None and status.get("state") == "running"
@@ -32,6 +48,8 @@ def test_a_signed_restart_restarts_the_app_monitor_and_forged_or_replayed_ones_a
         for sliver in ("s1", "s2"):
             wait_for(lambda: _running(view, sliver, "commander"), timeout=BOUND,
                      message=lambda: f"the commander of {sliver} running: {view.rows()}")
+            wait_for(lambda: _answers(view, slice_.key, sliver), timeout=BOUND,
+                     message=f"an inspect round trip to {sliver}")
         wait_for(lambda: watcher.on(layout.status("app-monitor", "s1")), timeout=BOUND,
                  message="a status of /s1/app-monitor through the router")
         first_epoch = max(e.epoch for e in watcher.on(layout.status("app-monitor", "s1")))
