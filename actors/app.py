@@ -38,6 +38,10 @@ Messages (``tell``, see :mod:`actors.messages`):
   old version is stopped first (a rollback restarts it, with new pids).
 - :class:`Undeploy` — stop the service; tell ``reply_to`` :class:`Undeployed`.
 - :class:`GaveUp` — a service supervisor reached its intensity.
+- :class:`Assign` — run this many instances of the service here (the
+  coordinator's share; overrides the plan's ``replicas``). A different count
+  restarts the service's local instances ``0 .. count-1`` on the same
+  version; 0 stops them and keeps the service ``stopped``, ready to start.
 
 Giving up, the OTP way: service supervisors are **temporary** children of
 the app. A service supervisor that reaches its intensity stops its
@@ -74,7 +78,7 @@ from dsmt.supervisor import Supervisor
 
 from actors.deploy import journal as j
 from actors.deploy.manifest import Manifest
-from actors.messages import GaveUp, Installed, Rollback, Undeploy, Undeployed
+from actors.messages import Assign, GaveUp, Installed, Rollback, Undeploy, Undeployed
 from actors.plan import Service
 from actors.process.health import HealthMonitor, HealthResult
 from actors.service import (health_check, health_policy, instance_count, journaled, ports_for,
@@ -155,6 +159,7 @@ class AppSupervisor(Supervisor):
         self.health_window = health_window
         self._services: dict[str, _Service] = {}
         self._counter = 0
+        self._assigned: dict[str, int] = {}
         self._own_journal = isinstance(journal, (str, Path))
         self._journal = j.Journal(journal, clock=self.ctx.clock) if self._own_journal else journal
 
@@ -167,6 +172,8 @@ class AppSupervisor(Supervisor):
             return self._undeploy(message)
         if isinstance(message, GaveUp):
             return self._gave_up(message)
+        if isinstance(message, Assign):
+            return self._assign(message)
         if isinstance(message, _Probe):
             return self._probe(message)
         if isinstance(message, _WindowEnd):
@@ -235,8 +242,10 @@ class AppSupervisor(Supervisor):
         old = self._services.get(name)
         plan = message.plan or (old.plan if old is not None else None) \
             or Service(name, package="", sha256="", version=message.version)
+        count = self._assigned.get(name, instance_count(plan))
         if (old is not None and old.version == message.version and old.plan == plan
-                and old.state in (STARTING, RUNNING, UPGRADING) and message.rollback is None):
+                and old.state in (STARTING, RUNNING, UPGRADING) and message.rollback is None
+                and len(old.ports) == count):
             return  # already running this version
         upgrade = (old is not None and old.state == RUNNING and old.version != message.version
                    and message.rollback is None)
@@ -244,7 +253,7 @@ class AppSupervisor(Supervisor):
             self._end_watch(old)
         self._stop_service(name)
         self._counter += 1
-        ports = ports_for(plan, instance_count(plan))
+        ports = ports_for(plan, count)
         adoptions = {}
         if self._journal is not None:
             ports, adoptions = journaled(self._journal, plan, message.version, ports,
@@ -255,6 +264,10 @@ class AppSupervisor(Supervisor):
                           ports, self._counter, rollback=rollback,
                           adopted=sorted(i for i, a in adoptions.items() if a.replace is None))
         self._services[name] = record
+        if not ports:  # this sliver's share is 0: installed, nothing runs
+            record.state = STOPPED
+            self._report()
+            return
         spec = service_spec(sliver=self.ctx.sliver, plan=plan, manifest=message.manifest,
                             version_dir=message.version_dir, ports=ports,
                             incarnation=record.incarnation, logs=self.logs, rollback=rollback,
@@ -273,6 +286,14 @@ class AppSupervisor(Supervisor):
             record.state = RUNNING
             record.reason = rollback
         self._report()
+
+    def _assign(self, message: Assign) -> None:
+        self._assigned[message.service] = message.count
+        record = self._services.get(message.service)
+        if record is None or len(record.ports) == message.count:
+            return
+        self._installed(Installed(record.name, record.version, record.version_dir,
+                                  record.manifest, record.plan))
 
     def _undeploy(self, message: Undeploy) -> None:
         record = self._services.pop(message.service, None)

@@ -1,66 +1,488 @@
-"""The coordinator: decides what this sliver runs, and tells the deployment agent.
+"""The coordinator: keeps the slice's plan, watches the slice, and runs this sliver's share.
 
-Today it applies the plan named in the node configuration at start: every
-service with replicas > 0 is installed and run on this sliver. The slice-wide
-part of DESIGN.md §5 — the plan on the plan channel with anti-entropy,
-heartbeats and the world view, leaderless placement, scaling — builds on
-this actor (issue "The slice").
+Leaderless (DESIGN.md §5): every sliver's coordinator does the same thing
+from the same broadcast state, so no sliver is special.
 
-Status: ``requested`` → ``initiated`` (plan loaded, ``plan_version`` in the
-detail) → ``instantiated`` → ``running`` (agent told); ``failed`` if the plan file is wrong,
-with the file/key/what error as the reason. A wrong plan is a user error,
-not a crash: the actor stays up so the rest of the sliver keeps serving.
+**Plan distribution.** The plan travels as a record on ``layout.plan()``
+(retained): ``{"version": int, "toml": text, "from": sliver}``. A plan newer
+than ours is parsed (:func:`actors.plan.loads`: a bad one is counted, logged
+and shown in ``inspect()`` as ``plan_error``, and changes nothing), written
+to ``<workspace>/plan.toml`` (atomic rename) and applied. At start the
+persisted plan wins over the configured one when its version is higher.
+Anti-entropy: every heartbeat carries ``plan_version``; a coordinator that
+sees a peer announce an older version re-publishes its plan (at most once
+per heartbeat period), so a sliver that was away has the current plan
+within about two heartbeat periods of its return, as long as one sliver
+that knows it lives.
+
+**World view.** Every ``heartbeat`` seconds the coordinator publishes, on
+``layout.heartbeat(sliver)`` (retained), ``{sliver, epoch, plan_version,
+labels, services (running here), assigned, load, quarantined, restarts}``,
+and reads everyone's into an :class:`actors.world.WorldView` (alive →
+suspected after ``suspect_after`` missed beats → dead ``dead_after`` later;
+a beat re-admits). On a graceful stop it publishes ``leaving: true``.
+
+**Placement.** From the alive members (labels, quarantine) every
+coordinator computes :func:`actors.placement.place` and tells the app
+:class:`actors.messages.Assign` with its own share when that changes. The
+deployment agent installs every service this sliver is eligible for (so a
+sliver that inherits an instance only has to start it); the share decides
+what runs. Nothing is assigned or installed for ``settle`` seconds after
+start, so a starting sliver hears its peers first; then the shares go to the
+app before the install (so the app never runs the plan's full ``replicas``
+here, and a restarted node re-adopts exactly its share). ``overshoot``
+(instances running above the target, as the beats report them) is in the
+status detail and ``inspect()``, with its maximum.
+
+**Quarantine.** After ``quarantine_after`` failed jobs of the deployment
+agent in a row, this sliver announces itself quarantined for
+``quarantine_for`` seconds with the reason; placement everywhere skips it.
+
+**Scaling.** A service with ``[scaling]`` gets its replicas from a
+:class:`actors.scaling.ThresholdPolicy` over the metric as the live
+slivers' beats report it (``load``: the 1-minute load average per CPU of
+each sliver).
+
+Threads: a reader thread owns the hub subscription (plan + heartbeats) and
+only ``tell()``s the actor; the tick timer only ``tell()``s too. Without a
+bus (unit tests) the reader is absent and events are told as
+:class:`Seen`.
+
+Status: ``requested`` → ``initiated`` (plan loaded) → ``instantiated`` →
+``running``, re-published when the share or the plan changes; ``failed``
+if neither a persisted nor the configured plan can be read.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
-from dsmt.actor import Actor, Origin
+import pykka
+
+from dsmt.actor import Actor, Origin, StateChanged, fail
 from dsmt.errors import DsmtError
+from dsmt.event import HEARTBEAT, RECORD, Event
 from dsmt.states import FAILED, INITIATED, INSTANTIATED, REQUESTED, RUNNING
 
+from actors import placement
 from actors import plan as plans
-from actors.messages import Deploy
+from actors.messages import Assign, Deploy, PlanCommand, Undeploy
+from actors.scaling import ThresholdPolicy
+from actors.world import WorldView
 
 log = logging.getLogger(__name__)
 
+PLAN_FILE = "plan.toml"
+READ_POLL = 0.2
+
+
+class Seen:
+    """An event of the plan or heartbeat channels, told by the reader thread."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+
+
+class _Tick:
+    pass
+
 
 class Coordinator(Actor):
-    def __init__(self, origin: Origin, *, plan: str | Path | None = None,
-                 agent: str, **config: Any) -> None:
-        super().__init__(origin, plan=None if plan is None else str(plan), agent=agent, **config)
+    def __init__(self, origin: Origin, *, plan: str | Path | None = None, agent: str,
+                 app: str | None = None, workspace: str | Path | None = None,
+                 labels: tuple[str, ...] = (), heartbeat: float = 1.0, suspect_after: int = 3,
+                 dead_after: float = 10.0, settle: float | None = None,
+                 quarantine_after: int = 3, quarantine_for: float = 60.0, bus: Any = None,
+                 **config: Any) -> None:
+        super().__init__(origin, plan=None if plan is None else str(plan), agent=agent,
+                         app=app, workspace=None if workspace is None else str(workspace),
+                         labels=list(labels), heartbeat=heartbeat, suspect_after=suspect_after,
+                         dead_after=dead_after, quarantine_after=quarantine_after,
+                         quarantine_for=quarantine_for, **config)
         self.plan_path = None if plan is None else Path(plan)
         self.agent_path = agent
+        self.app_path = app or f"/{origin.ctx.sliver}/app"
+        self.workspace = None if workspace is None else Path(workspace)
+        self.labels = tuple(labels)
+        self.heartbeat = heartbeat
+        self.settle = 1.5 * heartbeat if settle is None else settle
+        self.quarantine_after = quarantine_after
+        self.quarantine_for = quarantine_for
+        self.bus = bus
         self.plan: plans.Plan = plans.EMPTY
+        self.plan_text = ""
+        self.plan_error: str | None = None
+        self.world = WorldView(self.ctx.clock, heartbeat, suspect_after, dead_after)
+        self.epoch = secrets.token_hex(4)
+        self.assignment: placement.Assignment = {}
+        self.share: dict[str, int] = {}
+        self.replicas: dict[str, int] = {}
+        self.policies: dict[str, ThresholdPolicy] = {}
+        self.running_here: dict[str, int] = {}
+        self.overshoot: dict[str, int] = {}
+        self.max_overshoot = 0
+        self.failures = 0
+        self.quarantine: tuple[float, str] | None = None
+        self._started = 0.0
+        self._deployed = 0
+        self._last_rebroadcast = float("-inf")
+        self._timer: Any = None
+        self._reader: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # --- hooks (actor thread) ----------------------------------------------------------------
 
     def on_start(self) -> None:
         self.change_state(REQUESTED)
-        if self.plan_path is None:
-            self.change_state(INITIATED, "no plan configured", plan_version=0)
-            self.change_state(INSTANTIATED, "no plan configured", plan_version=0)
-            self.change_state(RUNNING, "no plan configured", plan_version=0)
-            return
+        self._started = self.ctx.clock.monotonic()
         try:
-            self.plan = plans.load(self.plan_path)
+            self._load_initial()
         except DsmtError as exc:
             log.error("%s: %s", self.path, exc)
             self.change_state(FAILED, str(exc))
             return
         self.change_state(INITIATED, plan_version=self.plan.version)
-        wanted = [s.name for s in self.plan.services.values() if s.replicas != 0]
-        agent = self.ctx.registry.get(self.agent_path)
-        if agent is None:
-            self.change_state(FAILED, f"no deployment agent at {self.agent_path}")
-            return
-        agent.tell(Deploy(self.plan, wanted))
-        self.change_state(INSTANTIATED, plan_version=self.plan.version, services=wanted)
-        self.change_state(RUNNING, plan_version=self.plan.version, services=wanted)
+        self.ctx.registry.observe(self.agent_path, self.actor_ref)
+        self.ctx.registry.observe(self.app_path, self.actor_ref)
+        self._start_reader()
+        self.change_state(INSTANTIATED, plan_version=self.plan.version)
+        self._tick()
+        self.change_state(RUNNING, **self._detail())
+
+    def on_stop(self) -> None:
+        self._close(leaving=True)
+
+    def on_failure(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._close(leaving=False)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Tick):
+            return self._tick()
+        if isinstance(message, Seen):
+            return self._seen(message.event)
+        if isinstance(message, StateChanged):
+            return self._observed(message)
+        if isinstance(message, PlanCommand):
+            return self._command(message)
+        return super().on_receive(message)
 
     def inspect(self) -> dict[str, Any]:
         snapshot = super().inspect()
-        snapshot["plan_version"] = self.plan.version
-        snapshot["services"] = sorted(self.plan.services)
+        snapshot.update(
+            plan_version=self.plan.version, services=sorted(self.plan.services),
+            plan_error=self.plan_error, world=self.world.summary(),
+            assignment={n: dict(p.counts) for n, p in self.assignment.items()},
+            share=dict(self.share), replicas=dict(self.replicas),
+            overshoot=dict(self.overshoot), max_overshoot=self.max_overshoot,
+            quarantined=self._quarantine_reason())
         return snapshot
+
+    # --- the plan ----------------------------------------------------------------------------
+
+    def _load_initial(self) -> None:
+        persisted = self._persisted()
+        if self.plan_path is not None:
+            try:
+                text = self.plan_path.read_text()
+            except OSError as exc:
+                if persisted is None:
+                    raise DsmtError(f"{self.plan_path}: cannot read the plan: {exc}") from None
+                text = None
+            if text is not None:
+                try:
+                    configured = plans.loads(text, str(self.plan_path))
+                except DsmtError:
+                    if persisted is None:
+                        raise
+                else:
+                    if persisted is None or configured.version > persisted[0].version:
+                        self.plan, self.plan_text = configured, text
+                        self._persist(text)
+                        return
+        if persisted is not None:
+            self.plan, self.plan_text = persisted
+
+    def _persisted(self) -> tuple[plans.Plan, str] | None:
+        if self.workspace is None:
+            return None
+        path = self.workspace / PLAN_FILE
+        try:
+            text = path.read_text()
+            return plans.loads(text, str(path)), text
+        except FileNotFoundError:
+            return None
+        except (OSError, DsmtError) as exc:
+            log.error("%s: ignoring the persisted plan: %s", self.path, exc)
+            return None
+
+    def _persist(self, text: str) -> None:
+        if self.workspace is None:
+            return
+        path = self.workspace / PLAN_FILE
+        tmp = path.with_name(f".{PLAN_FILE}.{os.getpid()}.tmp")
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def _adopt(self, text: str, source: str) -> bool:
+        """Take ``text`` as the plan if it parses and is newer; True if adopted."""
+        try:
+            new = plans.loads(text, source)
+        except DsmtError as exc:
+            self.plan_error = str(exc)
+            self.count("bad_plans")
+            log.error("%s: rejected a plan from %s: %s", self.path, source, exc)
+            return False
+        if new.version <= self.plan.version:
+            return False
+        old = self.plan
+        self.plan, self.plan_text, self.plan_error = new, text, None
+        self._persist(text)
+        self.count("plans_adopted")
+        for name in old.services:
+            if name not in new.services:
+                self._tell(self.agent_path, Undeploy(name))
+                self.share.pop(name, None)
+        self._place()
+        self.publish_status_detail()
+        return True
+
+    def _publish_plan(self) -> None:
+        if self.publisher is None or not self.plan.version:
+            return
+        self.publisher.publish(self.ctx.layout.plan(), RECORD,
+                               {"version": self.plan.version, "toml": self.plan_text,
+                                "from": self.ctx.sliver}, retain=True)
+        self.count("plan_broadcasts")
+
+    def _apply_plan(self) -> None:
+        """Install every service this sliver may run (its share decides what runs)."""
+        mine = {self.ctx.sliver: self.labels}
+        wanted = [s.name for s in self.plan.services.values()
+                  if s.replicas != 0 and placement.eligible(s, mine)]
+        self._deployed = self.plan.version
+        if wanted:
+            self._tell(self.agent_path, Deploy(self.plan, wanted))
+
+    def _command(self, message: PlanCommand) -> None:
+        """A verified deploy command carrying ``{"toml": text}`` replaces the plan slice-wide."""
+        text = (message.args or {}).get("toml") if isinstance(message.args, dict) else None
+        if message.kind == "deploy" and isinstance(text, str):
+            if self._adopt(text, f"command {message.request}"):
+                self._publish_plan()
+        else:
+            log.warning("%s: plan command %s not handled here", self.path, message.kind)
+
+    # --- the world -------------------------------------------------------------------------
+
+    def _seen(self, event: Event) -> None:
+        layout = self.ctx.layout
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        if event.channel == layout.plan():
+            text, version = payload.get("toml"), payload.get("version")
+            if isinstance(text, str) and isinstance(version, int) and version > self.plan.version:
+                self._adopt(text, f"{layout.plan()} from {event.sender}")
+            return
+        sliver = layout.parse_heartbeat(event.channel)
+        if sliver is None or sliver == self.ctx.sliver:
+            return
+        age = max(0.0, self.ctx.clock.wall() - float(event.ts))
+        change = self.world.beat(sliver, payload, age)
+        version = payload.get("plan_version")
+        if (isinstance(version, int) and version < self.plan.version
+                and not payload.get("leaving")):
+            self._rebroadcast()
+        if change is not None:
+            self._place()
+
+    def _rebroadcast(self) -> None:
+        now = self.ctx.clock.monotonic()
+        if now - self._last_rebroadcast >= self.heartbeat:
+            self._last_rebroadcast = now
+            self._publish_plan()
+
+    def _observed(self, message: StateChanged) -> None:
+        if message.path == self.app_path:
+            services = message.detail.get("services") or {}
+            self.running_here = {
+                name: len(s.get("ports") or ()) for name, s in services.items()
+                if s.get("state") in ("starting", "running", "upgrading")}
+            return
+        if message.path != self.agent_path:
+            return
+        if message.state == FAILED:
+            self.failures += 1
+            if self.failures >= self.quarantine_after and self.quarantine is None:
+                until = self.ctx.clock.monotonic() + self.quarantine_for
+                self.quarantine = (until, f"{self.failures} failed deployment jobs in a row, "
+                                          f"last: {message.reason}")
+                log.error("%s: quarantined for %ss: %s", self.path, self.quarantine_for,
+                          self.quarantine[1])
+                self._tick(reschedule=False)
+        elif message.state == RUNNING:
+            self.failures = 0
+
+    def _quarantine_reason(self) -> str | None:
+        if self.quarantine is None:
+            return None
+        if self.ctx.clock.monotonic() >= self.quarantine[0]:
+            self.quarantine, self.failures = None, 0
+            return None
+        return self.quarantine[1]
+
+    def _tick(self, reschedule: bool = True) -> None:
+        beat = self._beat()
+        if self.publisher is not None:
+            self.publisher.publish(self.ctx.layout.heartbeat(self.ctx.sliver), HEARTBEAT, beat,
+                                   retain=True)
+        self.world.beat(self.ctx.sliver, beat)
+        self.world.check()
+        self._place()
+        if reschedule:
+            ref = self.actor_ref
+            self._timer = self.ctx.clock.call_later(self.heartbeat,
+                                                    lambda: _tell_ref(ref, _Tick()))
+
+    def _beat(self, leaving: bool = False) -> dict[str, Any]:
+        beat = {"sliver": self.ctx.sliver, "epoch": self.epoch,
+                "plan_version": self.plan.version, "labels": list(self.labels),
+                "services": dict(self.running_here), "assigned": dict(self.share),
+                "load": {"load": _load()}, "quarantined": self._quarantine_reason(),
+                "restarts": self.counters.get("assign_changes", 0)}
+        if leaving:
+            beat["leaving"] = True
+        return beat
+
+    # --- placement -------------------------------------------------------------------------
+
+    def _place(self) -> None:
+        if not self.plan.services or self.state == FAILED:
+            return
+        live = self.world.live()
+        quarantined = self.world.quarantined()
+        now = self.ctx.clock.monotonic()
+        for service in self.plan.services.values():
+            if service.scaling is None:
+                continue
+            policy = self.policies.get(service.name)
+            if policy is None or policy.rule != service.scaling:
+                policy = self.policies[service.name] = ThresholdPolicy(service.scaling)
+            values = [float(self.world.members[s].beat.get("load", {}).get(service.scaling.metric))
+                      for s in live
+                      if isinstance(self.world.members[s].beat.get("load", {}).get(
+                          service.scaling.metric), (int, float))]
+            current = self.replicas.get(service.name)
+            if current is None:
+                current = service.replicas if isinstance(service.replicas, int) \
+                    else service.scaling.min
+            self.replicas[service.name] = policy.decide(current, values, now)
+        self.assignment = placement.place(self.plan.services.values(), live, quarantined,
+                                          self.replicas)
+        running = {name: dict(m.beat.get("services") or {})
+                   for name, m in self.world.members.items() if m.state == "alive"}
+        self.overshoot = placement.overshoot(self.assignment, running)
+        self.max_overshoot = max([self.max_overshoot, *self.overshoot.values()])
+        if now - self._started < self.settle:
+            return  # still hearing from the peers: run nothing yet
+        share = placement.share(self.assignment, self.ctx.sliver)
+        changed = False
+        for name, count in share.items():
+            if self.share.get(name) != count:
+                self.share[name] = count
+                self.count("assign_changes")
+                self._tell(self.app_path, Assign(name, count))
+                changed = True
+        if self._deployed != self.plan.version:
+            self._apply_plan()  # after the shares: the app must know its share first
+        if changed:
+            self.publish_status_detail()
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _detail(self) -> dict[str, Any]:
+        return {"plan_version": self.plan.version, "share": dict(self.share),
+                "live": sorted(self.world.live()), "overshoot": dict(self.overshoot),
+                "quarantined": self._quarantine_reason()}
+
+    def publish_status_detail(self) -> None:
+        """Re-publish the current state with the current share (not a transition)."""
+        if self.state == RUNNING:
+            self.detail = self._detail()
+            self.publish_status()
+
+    def _tell(self, path: str, message: Any) -> None:
+        ref = self.ctx.registry.get(path)
+        if ref is None:
+            log.error("%s: nobody at %s to tell %s", self.path, path, type(message).__name__)
+            return
+        _tell_ref(ref, message)
+
+    def _start_reader(self) -> None:
+        bus = self.bus or getattr(self.ctx.publishers, "__self__", None)
+        if bus is None or not hasattr(bus, "subscriber"):
+            return
+        layout, ref, ready = self.ctx.layout, self.actor_ref, threading.Event()
+        problem: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                sub = bus.subscriber([layout.plan(), layout.heartbeat()], snapshot=True)
+            except BaseException as exc:
+                problem.append(exc)
+                ready.set()
+                return
+            ready.set()
+            try:
+                while not self._stopping.is_set():
+                    event = sub.recv(READ_POLL)
+                    if event is not None:
+                        _tell_ref(ref, Seen(event))
+            except BaseException as exc:  # the socket is gone: the actor must know
+                log.exception("%s: the hub reader stopped", self.path)
+                fail(ref, RuntimeError(f"hub reader: {exc}"))
+            finally:
+                sub.close()
+
+        self._reader = threading.Thread(target=read, name=f"coordinator-reader-{self.path}",
+                                        daemon=True)
+        self._reader.start()
+        ready.wait(10.0)
+        if problem:
+            raise problem[0]
+
+    def _close(self, leaving: bool) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._stopping.set()
+        if leaving and self.publisher is not None and self.state != FAILED:
+            try:
+                self.publisher.publish(self.ctx.layout.heartbeat(self.ctx.sliver), HEARTBEAT,
+                                       self._beat(leaving=True), retain=True)
+            except Exception:
+                log.exception("%s: cannot say goodbye", self.path)
+        if self._reader is not None:
+            self._reader.join(2 * READ_POLL + 1.0)
+
+
+def _tell_ref(ref: Any, message: Any) -> bool:
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        return False
+    return True
+
+
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0] / (os.cpu_count() or 1), 3)
+    except OSError:
+        return None

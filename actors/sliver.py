@@ -65,7 +65,11 @@ def children(config: NodeConfig) -> list[ChildSpec]:
         }), monitor),
         ChildSpec("app", AppSupervisor, {"logs": workspace.logs, "agent": agent_path}),
         ChildSpec("app-monitor", InstallMonitor, {"target": f"{base}/app", **monitor}),
-        ChildSpec("coordinator", Coordinator, {"plan": config.plan, "agent": agent_path}),
+        ChildSpec("coordinator", Coordinator, {
+            "plan": config.plan, "agent": agent_path, "app": f"{base}/app",
+            "workspace": config.workspace, "labels": config.labels,
+            "heartbeat": config.heartbeat, "suspect_after": config.suspect_after,
+            "dead_after": config.dead_after}),
         # Last, so rest_for_one never restarts the others because of it; the
         # replay cache lives in the spec so a restarted commander keeps it.
         ChildSpec("commander", Commander, {"key_file": config.key_file,

@@ -57,7 +57,7 @@ def command(plan: str | None, slivers: int, folder: str | None, timeout: float,
         plan_path = root / "plan.toml"
         plan_path.write_text(
             f'version = 1\n\n[services.demo-app]\npackage = "file://{archive}"\n'
-            f'sha256 = "{sha256}"\nversion = "1.0.0"\nreplicas = 1\n')
+            f'sha256 = "{sha256}"\nversion = "1.0.0"\nreplicas = "all"\n')
     else:
         plan_path = Path(plan).resolve()
     from actors import plan as plans
@@ -113,8 +113,8 @@ def _forget(root: Path) -> None:
 def _instances(plan, slivers: int) -> int:
     total = 0
     for service in plan.services.values():
-        # Until placement spreads replicas over the slice, each sliver runs every service.
-        total += slivers * (1 if service.replicas == "all" else max(1, int(service.replicas)))
+        # Placement spreads the replicas over the slice; "all" is one per sliver.
+        total += slivers if service.replicas == "all" else int(service.replicas)
     return total
 
 

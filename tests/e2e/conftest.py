@@ -25,7 +25,7 @@ LISTENING = re.compile(rb"listening on ([\d.]+):(\d+)")
 
 
 def write_plan(path: Path, archive: Path, sha256: str, *, version: str = "1.0.0",
-               replicas: int = 1, plan_version: int = 1, extra: str = "") -> Path:
+               replicas: int | str = 1, plan_version: int = 1, extra: str = "") -> Path:
     path.write_text(
         f"version = {plan_version}\n\n[services.demo-app]\n"
         f'package = "file://{archive}"\nsha256 = "{sha256}"\nversion = "{version}"\n'
@@ -36,7 +36,8 @@ def write_plan(path: Path, archive: Path, sha256: str, *, version: str = "1.0.0"
 @pytest.fixture
 def demo_plan(tmp_path) -> Path:
     archive, sha256 = build_demo(tmp_path / "packages")
-    return write_plan(tmp_path / "plan.toml", archive, sha256)
+    # one instance on every sliver: the tests that use it expect each sliver to serve
+    return write_plan(tmp_path / "plan.toml", archive, sha256, replicas='"all"')
 
 
 @pytest.fixture

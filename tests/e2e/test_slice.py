@@ -1,0 +1,135 @@
+"""A slice of five slivers places replicas without a leader, re-places a dead sliver's share,
+and lets a sliver that was away catch up with the plan (heartbeat 1 s, suspected after 3)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+
+from dsmt.testing import wait_for
+
+from tests.e2e.conftest import Watcher, write_plan
+
+HEARTBEAT = 1.0
+
+
+def app_processes(slice_, name: str) -> list[psutil.Process]:
+    """The demo app's server processes working under one sliver's workspace."""
+    root = str(slice_.member(name).workspace.resolve()) + os.sep
+    found = []
+    for p in psutil.process_iter(["cwd", "cmdline"]):
+        if (p.info.get("cwd") or "").startswith(root) and \
+                any(part.endswith("server.py") for part in p.info.get("cmdline") or ()):
+            found.append(p)
+    return found
+
+
+def counts(slice_) -> dict[str, int]:
+    return {m.name: len(app_processes(slice_, m.name)) for m in slice_.members
+            if m.process is not None and m.process.poll() is None}
+
+
+def stable_total(slice_, total: int, timeout: float, hold: float = 2.5) -> dict[str, int]:
+    """Wait until exactly ``total`` app processes run slice-wide for ``hold`` seconds."""
+    since: list[float] = []
+
+    def check():
+        now = counts(slice_)
+        if sum(now.values()) != total:
+            since.clear()
+            return None
+        if not since:
+            since.append(time.monotonic())
+        return now if time.monotonic() - since[0] >= hold else None
+
+    return wait_for(check, timeout=timeout, message=lambda: f"{total} instances, have "
+                                                           f"{counts(slice_)}")
+
+
+def test_five_slivers_run_exactly_three_replicas_and_replace_a_killed_sliver(
+        local_slice, tmp_path):
+    from actors.deploy.package import build_demo
+
+    archive, sha256 = build_demo(tmp_path / "packages")
+    plan = write_plan(tmp_path / "plan.toml", archive, sha256, replicas=3)
+    slice_ = local_slice(slivers=5, plan=plan).start()
+    placed = stable_total(slice_, 3, timeout=40)
+    assert all(k <= 1 for k in placed.values()), placed
+
+    victim = next(name for name, k in placed.items() if k)
+    doomed = app_processes(slice_, victim)
+    member = slice_.member(victim)
+    killed_at = time.monotonic()
+    os.kill(member.process.pid, signal.SIGKILL)
+    for p in doomed:
+        p.kill()
+    member.process.wait()
+    psutil.wait_procs(doomed, timeout=5)
+
+    others = lambda: sum(k for n, k in counts(slice_).items() if n != victim)  # noqa: E731
+    wait_for(lambda: others() == 3, timeout=5 + 3,
+             message=lambda: f"a replacement for {victim}'s instance, have {counts(slice_)}")
+    replaced_after = time.monotonic() - killed_at
+    print(f"\nre-placed {victim}'s instance after {replaced_after:.2f}s")
+    assert replaced_after < 5.0 + 1.0
+
+    slice_.start_sliver(victim)
+    back = stable_total(slice_, 3, timeout=25)
+    assert back.get(victim) is not None, back
+
+
+def test_a_sliver_away_during_a_new_plan_gets_it_within_two_heartbeats_of_returning(
+        local_slice, tmp_path):
+    from actors.deploy.package import build_demo
+    from gateways.psepr.client import Client
+    from actors.localslice import SERVICE
+    from dsmt.event import RECORD, Address, Sequencer
+
+    archive, sha256 = build_demo(tmp_path / "packages")
+    plan = write_plan(tmp_path / "plan.toml", archive, sha256, replicas=1)
+    slice_ = local_slice(slivers=3, plan=plan).start()
+    layout = slice_.layout
+    watcher = Watcher(slice_, layout.base)
+    try:
+        def version_of(name):
+            beats = watcher.on(layout.heartbeat(name))
+            return beats[-1].payload.get("plan_version") if beats else None
+
+        wait_for(lambda: all(version_of(m.name) == 1 for m in slice_.members), timeout=30,
+                 message="every sliver on plan 1")
+        away = slice_.member("s3")
+        os.killpg(away.process.pid, signal.SIGTERM)
+        away.process.wait(15)
+
+        new_text = write_plan(tmp_path / "plan2.toml", archive, sha256, replicas=1,
+                              plan_version=2).read_text()
+        client = Client([slice_.address], SERVICE, slice_.password, instance="deployer",
+                        reconnect_pause=0.1).start()
+        try:
+            assert client.wait_connected(10)
+            event = Sequencer(Address("deployer", "test")).make(
+                layout.plan(), RECORD, {"version": 2, "toml": new_text}, retain=True)
+            client.publish(event)
+            wait_for(lambda: version_of("s1") == 2 and version_of("s2") == 2, timeout=10,
+                     message="s1 and s2 on plan 2")
+        finally:
+            client.close()
+
+        seen_before = len(watcher.on(layout.heartbeat("s3")))
+        slice_.start_sliver("s3")
+        first = wait_for(lambda: next((e for e in watcher.on(layout.heartbeat("s3"))[seen_before:]
+                                      if not e.payload.get("leaving")), None),
+                         timeout=30, message="s3 beating again")
+        returned = time.monotonic()
+        wait_for(lambda: version_of("s3") == 2, timeout=2 * HEARTBEAT + 2,
+                 message="s3 on plan 2")
+        caught_up = time.monotonic() - returned
+        print(f"\ns3 caught up {caught_up:.2f}s after its first beat "
+              f"(first beat said plan {first.payload.get('plan_version')})")
+        persisted = (away.workspace / "plan.toml").read_text()
+        assert "version = 2" in persisted
+    finally:
+        watcher.close()
