@@ -29,7 +29,7 @@ class SliceView:
                  layout: Layout, *, instance: str = "dsmt-cli") -> None:
         self.layout = layout
         self._status: dict[tuple[str, str], Event] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a wait() predicate may call status()
         self._changed = threading.Condition(self._lock)
         self.client = Client(list(routers), service, password, instance=instance,
                              reconnect_pause=0.2)
