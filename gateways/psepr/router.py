@@ -18,20 +18,22 @@ The router publishes its own events on server channels::
     /org/psepr/server/<name>/heartbeat/   every `heartbeat` seconds (HEARTBEAT)
     /org/psepr/server/<name>/discovery/   at start and when peers come and go
 
-Hot path: a received ``<message>`` is decoded once (to validate and to
-route), and the same received stanza, serialized once, is queued to every
-client it goes to; every queue is written with one ``write`` per loop turn
+Hot path: a received ``<message>`` is decoded once into an
+:class:`gateways.psepr.xml.Envelope` — validated exactly like a full decode
+(a bad event gets a ``bad-request`` answer and is not routed), but only
+channel, type, ``to``, sender, id and payload are built; the whole
+:class:`dsmt.event.Event` is made only when a peer router needs it. The
+received stanza, serialized once, is queued to every client it goes to;
+every queue is written with one ``write`` per loop turn
 (:meth:`Router.dirty`), so a burst of events costs one syscall per
 receiver.
 
-Measured (``python -m benchmarks router``, 2 CPUs): about 7,000 events/s,
-below the 20,000 target. A profile of the router process puts over 90 % of
-its CPU in the stream parser (``gateways.psepr.stream``, a Python parser
-target called for every element, about 70 us per stanza) and the event
-decode (``gateways.psepr.xml.event_from_element``, about 38 us); routing,
-serializing and writing here cost under 10 %. Reaching the target needs a
-cheaper parser (native tree building) and an envelope-only decode for
-routing; both belong to those modules.
+Cost (``python -m benchmarks router``, 2 CPUs, in the router process): the
+stream parser (libxml2 builds the tree; ``gateways.psepr.stream``) and the
+envelope decode (``gateways.psepr.xml.envelope``) are most of it; routing,
+serializing and writing the rest. The benchmark reports events/s, the
+router's CPU time per event and latency, each next to a bare-lxml baseline
+of the same run.
 
 Threads: a :class:`Router` lives in one event loop; every method runs in
 it. :class:`RouterThread` runs one in a thread of its own (tests, benchmarks,
@@ -52,7 +54,7 @@ from lxml import etree
 from dsmt.errors import DsmtError
 from dsmt.event import HEARTBEAT, LEASE, RECORD, Address, Event, Sequencer
 
-from gateways.psepr import stream
+from gateways.psepr import stream, xml
 from gateways.psepr.config import RouterConfig
 from gateways.psepr.connection import Connection, serialize
 from gateways.psepr.leases import Lease, LeaseTable, grant_duration
@@ -180,24 +182,24 @@ class Router:
     def on_message(self, conn: Connection, el: etree._Element) -> None:
         """A ``<message>`` arrived on ``conn`` (logged in)."""
         try:
-            event = stream.message_event(el)
+            envelope = stream.message_envelope(el)
         except DsmtError as exc:
             self.stats["rejected"] += 1
             log.info("%r: event rejected: %s", conn, exc)
             conn.send(stream.message_error(el, "modify", "bad-request", str(exc)))
             return
         self.stats["events_in"] += 1
-        if event.type == LEASE:
-            op = event.payload["op"]
+        if envelope.type == LEASE:
+            op = envelope.payload["op"]
             if op == "register" or op == "unregister":
-                self._lease_request(conn, event)
+                self._lease_request(conn, envelope)
             return  # grants (op=lease) are answers, never routed
         if conn.is_peer:
-            self.mesh.received(conn, event, el)
+            self.mesh.received(conn, envelope, el)
         else:
-            self.route(event, lambda: serialize(el), source=conn)
+            self.route(envelope, lambda: serialize(el), source=conn)
 
-    def route(self, event: Event, client_bytes: Callable[[], bytes], source=None,
+    def route(self, event: Event | xml.Envelope, client_bytes: Callable[[], bytes], source=None,
               hops: int = 0) -> int:
         """Send ``event`` to every matching holder; returns how many got it."""
         targets = self.routes.match(event.channel, event.type, event.to)
@@ -215,6 +217,8 @@ class Router:
             target.send(data)
         sent = len(targets) - (0 if peers is None else len(peers))
         if peers is not None:
+            if isinstance(event, xml.Envelope):
+                event = event.event()  # peers get it re-encoded, with the id it is known by
             sent += self.mesh.forward(event, peers, hops)
         self.stats["deliveries"] += sent
         return sent
@@ -225,7 +229,7 @@ class Router:
 
     # ------------------------------------------------------------------ leases
 
-    def _lease_request(self, conn: Connection, event: Event) -> None:
+    def _lease_request(self, conn: Connection, event: xml.Envelope) -> None:
         payload = event.payload
         identifier = payload["identifier"]
         if payload["op"] == "unregister":
