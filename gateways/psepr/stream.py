@@ -193,6 +193,7 @@ class StreamParser:
         self._parser = xml.hardened_parser()
         self._prolog: xml.Prolog | None = xml.Prolog()
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._utf8_open = False  # the decoder holds the start of a multi-byte sequence
         self._root: etree._Element | None = None
         self._depth = 0
         self._declares = False   # the next stanza declares its own default namespace
@@ -237,13 +238,18 @@ class StreamParser:
 
     def _check_bytes(self, data: bytes) -> None:
         """Refuse bytes that can never be XML at once, not when more input follows."""
+        if len(data.translate(None, _CONTROL)) != len(data):
+            raise XmlError("a control character XML cannot carry", data[:64],
+                           condition="not-well-formed")
+        if data.isascii() and not self._utf8_open:
+            return  # ASCII is UTF-8: the common case needs no decoding
         try:
             text = self._utf8.decode(data)
         except UnicodeDecodeError as exc:
             raise XmlError(f"not UTF-8 ({exc.reason})", data[:64],
                            condition="not-well-formed") from None
-        if len(data.translate(None, _CONTROL)) != len(data) or (
-                not text.isascii() and ("\ufffe" in text or "\uffff" in text)):
+        self._utf8_open = bool(self._utf8.getstate()[0])  # a sequence cut by the chunk's end
+        if "\ufffe" in text or "\uffff" in text:
             raise XmlError("a character XML cannot carry", data[:64],
                            condition="not-well-formed")
 
