@@ -1,22 +1,33 @@
 """Router benchmark: events/s and latency publisher -> router -> subscriber, router RSS.
 
-Run: ``python -m benchmarks router`` (JSON on stdout). The router runs in its
-own process (``dsmt router``); publisher and subscriber are raw sockets in
-this process, so the figures are the router's, not a client library's.
+Run: ``python -m benchmarks router [--events N] [--rounds R] [--latency-seconds S]
+[--clients C]`` (JSON on stdout). Defaults: 60,000 events, 5 rounds, 3 s, 1,000
+clients. The router runs in its own process (``dsmt router``); publisher and
+subscriber are raw sockets in this process (two threads), so the figures are
+the router's, not a client library's.
 
-Figures, each next to its baseline from the same run:
+Figures, each next to its baseline from the same run, as median, min, max and
+spread over ``--rounds`` rounds (the machine may be shared: ``load_avg_*``
+says how busy it was):
 
-- ``lxml_baseline``: raw lxml parse + serialize of the same stanzas, in this
-  process (what one core can do with the XML alone);
+- ``lxml_baseline``: a bare lxml ``fromstring`` + ``tostring`` of each of the
+  same stanzas, in this process (what one core does with the XML alone, no
+  I/O); measured once per round, interleaved with the throughput rounds;
 - ``throughput``: events/s through the router at full speed (the publisher
-  writes as fast as the router reads);
-- ``latency``: p50/p99 (ms) at half the measured maximum rate, paced;
-- ``memory``: router RSS idle, and with 1,000 logged-in clients holding 10
-  leases each.
+  writes batches of 128 stanzas as fast as the router reads), its ratio to
+  the baseline of the same round, and the router's CPU time per event (less
+  sensitive to load from elsewhere than wall-clock rates);
+- ``latency``: p50/p99/max (ms) publisher -> router -> subscriber, paced at
+  half the median full-speed rate;
+- ``memory``: router RSS idle, and with ``--clients`` logged-in clients
+  holding 10 leases each.
+
+``lost_total`` counts events sent but not received (should be 0).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -44,27 +55,64 @@ _ID = re.compile(rb'd:id="([^"]+)"')
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = argv or []
-    events = int(args[0]) if args else 60000
+    parser = argparse.ArgumentParser(prog="python -m benchmarks router")
+    parser.add_argument("--events", type=int, default=60000, help="events per throughput round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--latency-seconds", type=float, default=3.0)
+    parser.add_argument("--clients", type=int, default=1000, help="for the memory figure; 0: skip")
+    args = parser.parse_args(argv or [])
     _raise_fd_limit()
-    stanzas = _stanzas(min(events, 20000))
-    result = {
+    stanzas = _stanzas(min(args.events, 20000))
+    result: dict = {
         "benchmark": "router",
+        "cpus": os.cpu_count(),
+        "load_avg_before": [round(x, 2) for x in os.getloadavg()],
+        "rounds": args.rounds,
         "stanza_bytes": len(stanzas[0]),
         "event_bytes": len(_event_part(stanzas[0])),
     }
-    result["lxml_baseline"] = _lxml_baseline(stanzas)
+    baseline, throughput, latency = [], [], []
     with tempfile.TemporaryDirectory() as tmp, _Router(Path(tmp)) as router:
-        result["throughput"] = _throughput(router.address, stanzas, events)
-        rate = result["throughput"]["events_per_s"] / 2
-        result["latency"] = _latency(router.address, rate, seconds=3.0)
-        result["memory"] = _memory(router, clients=1000, leases=10)
-    base = result["lxml_baseline"]["events_per_s"]
-    result["throughput"]["ratio_to_lxml_baseline"] = round(
-        result["throughput"]["events_per_s"] / base, 3)
+        for _ in range(args.rounds):
+            # Interleaved, so that load from elsewhere hits both alike.
+            baseline.append(_lxml_baseline(stanzas))
+            throughput.append(_throughput(router, stanzas, args.events))
+        rate = statistics.median(r["events_per_s"] for r in throughput) / 2
+        paced = _stanzas(int(rate * args.latency_seconds))
+        for _ in range(args.rounds):
+            latency.append(_latency(router, paced, rate))
+        if args.clients:
+            result["memory"] = _memory(router, clients=args.clients, leases=10)
+    ratios = [t["events_per_s"] / b for t, b in zip(throughput, baseline)]
+    result["lxml_baseline"] = {"what": "lxml fromstring+tostring of the same stanzas, "
+                                       "in this process", "events_per_s": _spread(baseline)}
+    result["throughput"] = {
+        "events_per_s": _spread([t["events_per_s"] for t in throughput]),
+        "router_cpu_us_per_event": _spread([t["router_cpu_us"] for t in throughput], 1),
+        "ratio_to_lxml_baseline": _spread(ratios, 3),
+        "events_per_round": args.events,
+        "lost_total": sum(t["lost"] for t in throughput),
+    }
+    result["latency"] = {
+        "rate_events_per_s": round(rate),
+        "p50_ms": _spread([r["p50_ms"] for r in latency], 3),
+        "p99_ms": _spread([r["p99_ms"] for r in latency], 3),
+        "max_ms": _spread([r["max_ms"] for r in latency], 3),
+        "router_cpu_us_per_event": _spread([r["router_cpu_us"] for r in latency], 1),
+        "lost_total": sum(r["lost"] for r in latency),
+    }
+    result["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     result["targets"] = {"events_per_s": 20000, "p99_ms_at_half_rate": 10.0}
     print(json.dumps(result, indent=2))
     return result
+
+
+def _spread(values: list[float], digits: int = 0) -> dict:
+    med = statistics.median(values)
+    return {"median": round(med, digits), "min": round(min(values), digits),
+            "max": round(max(values), digits),
+            "spread_pct": round(100 * (max(values) - min(values)) / med, 1) if med else None,
+            "runs": [round(v, digits) for v in values]}
 
 
 def _stanzas(n: int) -> list[bytes]:
@@ -78,12 +126,12 @@ def _event_part(stanza: bytes) -> bytes:
     return stanza[stanza.index(b"<event"):stanza.index(b"</event>") + 8]
 
 
-def _lxml_baseline(stanzas: list[bytes]) -> dict:
+def _lxml_baseline(stanzas: list[bytes]) -> float:
+    """Events/s of a bare lxml parse + serialize of each stanza (one core, no I/O)."""
     start = time.perf_counter()
     for data in stanzas:
         etree.tostring(etree.fromstring(data))
-    elapsed = time.perf_counter() - start
-    return {"events_per_s": round(len(stanzas) / elapsed), "what": "lxml fromstring+tostring"}
+    return len(stanzas) / (time.perf_counter() - start)
 
 
 class _Router:
@@ -107,6 +155,11 @@ class _Router:
         self.address = (host, int(port))
         self.ps = psutil.Process(self.proc.pid)
         return self
+
+    def cpu(self) -> float:
+        """CPU seconds the router process has used so far."""
+        times = self.ps.cpu_times()
+        return times.user + times.system
 
     def __exit__(self, *exc) -> None:
         self.proc.terminate()
@@ -140,10 +193,11 @@ def _read_until(sock: socket.socket, marker: bytes, count: int, timeout: float =
     return buf
 
 
-def _throughput(address, stanzas: list[bytes], events: int) -> dict:
-    sub = _login(address, "sub", ["/b/"])
+def _throughput(router: _Router, stanzas: list[bytes], events: int) -> dict:
+    """One round at full speed: the publisher writes as fast as the router reads."""
+    sub = _login(router.address, "sub", ["/b/"])
     _read_until(sub, b"<op>lease</op>", 1)
-    pub = _login(address, "pub")
+    pub = _login(router.address, "pub")
     _read_until(pub, b"type=\"result\"", 1)
     rounds = -(-events // len(stanzas))
     chunks = []
@@ -168,25 +222,27 @@ def _throughput(address, stanzas: list[bytes], events: int) -> dict:
         done.set()
 
     thread = threading.Thread(target=reader, daemon=True)
+    cpu = router.cpu()
     start = time.perf_counter()
     thread.start()
     for chunk in chunks:
         pub.sendall(chunk)
     done.wait(120)
     elapsed = time.perf_counter() - start
+    cpu = router.cpu() - cpu
     pub.close()
     sub.close()
-    return {"events": received[0], "seconds": round(elapsed, 3),
-            "events_per_s": round(received[0] / elapsed)}
+    return {"events_per_s": received[0] / elapsed, "lost": total - received[0],
+            "router_cpu_us": cpu / max(received[0], 1) * 1e6}
 
 
-def _latency(address, rate: float, seconds: float) -> dict:
-    n = int(rate * seconds)
-    stanzas = _stanzas(n)
+def _latency(router: _Router, stanzas: list[bytes], rate: float) -> dict:
+    """One round paced at ``rate``: latency of each event publisher -> subscriber."""
+    n = len(stanzas)
     ids = [_ID.search(s).group(1) for s in stanzas]
-    sub = _login(address, "sub", ["/b/"])
+    sub = _login(router.address, "sub", ["/b/"])
     _read_until(sub, b"<op>lease</op>", 1)
-    pub = _login(address, "pub")
+    pub = _login(router.address, "pub")
     _read_until(pub, b"type=\"result\"", 1)
     sent: dict[bytes, float] = {}
     got: dict[bytes, float] = {}
@@ -211,6 +267,7 @@ def _latency(address, rate: float, seconds: float) -> dict:
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
+    cpu = router.cpu()
     start = time.perf_counter()
     i = 0
     while i < n:
@@ -224,19 +281,22 @@ def _latency(address, rate: float, seconds: float) -> dict:
         else:
             time.sleep(0.0002)
     done.wait(60)
+    cpu = router.cpu() - cpu
     pub.close()
     sub.close()
     lat = sorted((got[k] - sent[k]) * 1000 for k in got if k in sent)
     return {
-        "rate_events_per_s": round(rate),
         "events": len(lat),
-        "p50_ms": round(statistics.median(lat), 3),
-        "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 3),
-        "max_ms": round(lat[-1], 3),
+        "lost": n - len(lat),
+        "p50_ms": statistics.median(lat),
+        "p99_ms": lat[int(len(lat) * 0.99) - 1],
+        "max_ms": lat[-1],
+        "router_cpu_us": cpu / max(len(lat), 1) * 1e6,
     }
 
 
 def _memory(router: _Router, clients: int, leases: int) -> dict:
+    """Router RSS idle, and with ``clients`` logged in holding ``leases`` leases each."""
     idle = router.ps.memory_info().rss
     sel = selectors.DefaultSelector()
     counts: dict[socket.socket, int] = {}
