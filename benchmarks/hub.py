@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _round(mp_ctx: Any, mode: str, events: int) -> dict:
+    import psutil
     with tempfile.TemporaryDirectory(prefix="dsmt-bench-") as tmp:
         ready, stop, go, synced = (mp_ctx.Event() for _ in range(4))
         results = mp_ctx.Queue()
@@ -104,11 +105,14 @@ def _round(mp_ctx: Any, mode: str, events: int) -> dict:
             pub = mp_ctx.Process(target=_publisher,
                                  args=(mode, endpoints, events, go, synced, results))
             pub.start()
+            middle_cpu = psutil.Process(middle.pid)
+            cpu_before = sum(middle_cpu.cpu_times()[:2])
             go.set()
             got = {}
             for _ in range(2):
                 item = results.get(timeout=TIMEOUT)
                 got[item.pop("role")] = item
+            middle_seconds = sum(middle_cpu.cpu_times()[:2]) - cpu_before
             pub.join(TIMEOUT)
             sub.join(TIMEOUT)
         finally:
@@ -125,11 +129,23 @@ def _round(mp_ctx: Any, mode: str, events: int) -> dict:
         "sent": p["sent"], "received": s["received"],
         "publisher_dropped": p["dropped"], "subscriber_gaps_missing": s.get("missing", 0),
         "lost": p["sent"] - s["received"],
+        "cpu_us_per_event": {  # every thread of each process, ZeroMQ's I/O threads included
+            "publisher": round(p["cpu"] / p["sent"] * 1e6, 2),
+            "middle": round(middle_seconds / p["sent"] * 1e6, 2),
+            "subscriber": round(s["cpu"] / p["sent"] * 1e6, 2),
+        },
     }
 
 
 def _endpoints(tmp: str) -> tuple[str, str, str]:
     return tuple(f"ipc://{tmp}/run/{part}.sock" for part in ("publish", "subscribe", "snapshot"))
+
+
+def _cpu() -> float:
+    """CPU seconds of every thread of this process so far."""
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _must(ok: bool, what: str) -> None:
@@ -210,6 +226,7 @@ def _dsmt_subscriber(context: Any, endpoints: tuple, ready: Any) -> dict:
     from dsmt.bus import Bus
     from dsmt.hub import Endpoints
     sub = Bus(context, Endpoints(*endpoints)).subscriber(PREFIX)
+    cpu = _cpu()
     ready.set()
     received, t_last = 0, 0.0
     recv = sub.recv
@@ -219,9 +236,10 @@ def _dsmt_subscriber(context: Any, endpoints: tuple, ready: Any) -> dict:
             break
         received += 1
     t_last = time.monotonic()
+    cpu = _cpu() - cpu
     missing = sub.gap_detector.missing
     sub.close()
-    return {"received": received, "t_last": t_last, "missing": missing}
+    return {"received": received, "t_last": t_last, "missing": missing, "cpu": cpu}
 
 
 def _raw_subscriber(context: Any, endpoints: tuple, ready: Any, synced: Any,
@@ -234,6 +252,7 @@ def _raw_subscriber(context: Any, endpoints: tuple, ready: Any, synced: Any,
     sock.rcvhwm = HWM
     sock.connect(endpoints[1])
     sock.subscribe(PREFIX.encode())
+    cpu = _cpu()
     ready.set()
     end, sync = END.encode(), SYNC
     received = 0
@@ -252,8 +271,9 @@ def _raw_subscriber(context: Any, endpoints: tuple, ready: Any, synced: Any,
             detector.observe(codec.decode((channel, body)))
         received += 1
     t_last = time.monotonic()
+    cpu = _cpu() - cpu
     sock.close()
-    return {"received": received, "t_last": t_last, "missing": detector.missing}
+    return {"received": received, "t_last": t_last, "missing": detector.missing, "cpu": cpu}
 
 
 def _publisher(mode: str, endpoints: tuple, events: int, go: Any, synced: Any,
@@ -278,6 +298,7 @@ def _raw_publisher(context: Any, endpoints: tuple, events: int, go: Any, synced:
     _sync_through_proxy(sock, synced)
     go.wait()
     n = len(frames)
+    cpu = _cpu()
     t_start = time.monotonic()
     for i in range(events):
         channel, body = frames[i % n]
@@ -287,7 +308,8 @@ def _raw_publisher(context: Any, endpoints: tuple, events: int, go: Any, synced:
     sock.send(END.encode(), zmq.SNDMORE)
     sock.send(frames[0][1])
     sock.close(linger=5000)
-    return {"sent": events, "dropped": 0, "t_start": t_start, "t_end": t_end}
+    return {"sent": events, "dropped": 0, "t_start": t_start, "t_end": t_end,
+            "cpu": _cpu() - cpu}
 
 
 def _sync_through_proxy(sock: Any, synced: Any) -> None:
@@ -313,14 +335,17 @@ def _dsmt_publisher(context: Any, endpoints: tuple, events: int, go: Any, synced
         _sync_through_proxy(pub._sock, synced)
     go.wait()
     publish, channels, n = pub.publish, CHANNELS, len(CHANNELS)
+    payloads = [_payload(i) for i in range(n)]  # the baseline's payloads, byte for byte
+    cpu = _cpu()
     t_start = time.monotonic()
     for i in range(events):
-        publish(channels[i % n], STATUS, _payload(i), retain=True)
+        publish(channels[i % n], STATUS, payloads[i % n], retain=True)
     t_end = time.monotonic()
     pub.publish(END, STATUS, None)
     sent, dropped = pub.sent - 1, pub.dropped
     pub.close()
-    return {"sent": sent, "dropped": dropped, "t_start": t_start, "t_end": t_end}
+    return {"sent": sent, "dropped": dropped, "t_start": t_start, "t_end": t_end,
+            "cpu": _cpu() - cpu}
 
 
 # -- memory -------------------------------------------------------------------------
@@ -404,6 +429,9 @@ def _summary(rounds: list[dict]) -> dict:
         "lost_total": sum(r["lost"] for r in rounds),
         "publisher_dropped_total": sum(r["publisher_dropped"] for r in rounds),
         "subscriber_gaps_missing_total": sum(r["subscriber_gaps_missing"] for r in rounds),
+        "cpu_us_per_event_median": {
+            role: statistics.median(r["cpu_us_per_event"][role] for r in rounds)
+            for role in ("publisher", "middle", "subscriber")},
         "sent_total": sum(r["sent"] for r in rounds),
         "received_total": sum(r["received"] for r in rounds),
     }

@@ -56,6 +56,13 @@ _valid_channels: dict[bytes, str] = {}
 _CHANNEL_CACHE = 4096
 _addresses: dict[tuple[str, str | None], Address] = {}
 _ADDRESS_CACHE = 4096
+# (type, sender service, sender instance, to service, to instance) already
+# validated -> (sender, to): one lookup checks five fields and yields the
+# shared Address objects.
+_headers: dict[tuple, tuple[Address, Address | None]] = {}
+_HEADER_CACHE = 4096
+_unpackb = msgpack.unpackb
+_new_event = tuple.__new__  # Event(...) from its fields in order, in one C call
 
 
 # One Packer per thread: reusing it halves the cost of packb(); a Packer is not
@@ -77,28 +84,21 @@ def _packer() -> msgpack.Packer:
 
 def encode(event: Event) -> tuple[bytes, bytes]:
     """The two frames of ``event``; raises CodecError if it cannot be encoded."""
-    to = event.to
-    fields = [
-        VERSION,
-        event.id,
-        event.seq,
-        event.epoch,
-        event.ts,
-        event.type,
-        event.sender.service,
-        event.sender.instance,
-        None if to is None else to.service,
-        None if to is None else to.instance,
-        event.retain,
-        event.payload,
-    ]
+    channel, type_, sender, payload, id_, seq, epoch, ts, retain, to = event
     try:
-        body = _packer().pack(fields)
+        packer = _packers.packer
+    except AttributeError:
+        packer = _packer()
+    try:
+        body = packer.pack([
+            VERSION, id_, seq, epoch, ts, type_, sender.service, sender.instance,
+            None if to is None else to.service, None if to is None else to.instance,
+            retain, payload])
     except (TypeError, ValueError, OverflowError) as exc:
-        raise CodecError(f"cannot encode payload of event {event.id}: {exc}") from None
+        raise CodecError(f"cannot encode payload of event {id_}: {exc}") from None
     if len(body) > MAX_BODY:
-        raise CodecError(f"event {event.id} is {len(body)} bytes, over the {MAX_BODY} limit")
-    return event.channel.encode("utf-8"), body
+        raise CodecError(f"event {id_} is {len(body)} bytes, over the {MAX_BODY} limit")
+    return channel.encode("utf-8"), body
 
 
 def decode_channel(frame: bytes) -> str:
@@ -118,10 +118,44 @@ def decode_channel(frame: bytes) -> str:
 
 def decode(frames: Sequence[bytes]) -> Event:
     """The event in ``frames`` (channel, body); raises CodecError on anything else."""
+    if len(frames) == 2:
+        channel = _valid_channels.get(frames[0])
+        body = frames[1]
+        if channel is not None and len(body) <= MAX_BODY:
+            try:
+                fields = _unpackb(body, raw=False, strict_map_key=True, ext_hook=_reject_ext)
+            except Exception:  # garbage: _parse below says what is wrong
+                fields = None
+            # The hot path of every subscriber: one test for the common case
+            # (a known channel, a sender already validated, plain scalars in
+            # range); anything else goes through _parse, which names the error.
+            if type(fields) is list and len(fields) == _FIELDS:
+                (version, id_, seq, epoch, ts, type_, s_service, s_instance, t_service,
+                 t_instance, retain, payload) = fields
+                try:
+                    addresses = _headers.get((type_, s_service, s_instance, t_service,
+                                              t_instance))
+                except TypeError:  # an unhashable field: garbage
+                    addresses = None
+                if (addresses is not None and type(version) is int and version == VERSION
+                        and type(id_) is str and 0 < len(id_) <= 128
+                        and type(seq) is int and 0 <= seq <= _MAX_INT
+                        and type(epoch) is int and 0 <= epoch <= _MAX_INT
+                        and type(ts) is float and type(retain) is bool):
+                    return _new_event(Event, (channel, type_, addresses[0], payload, id_, seq,
+                                              epoch, ts, retain, addresses[1]))
     (channel, id_, seq, epoch, ts, type_, s_service, s_instance, t_service, t_instance,
      retain, payload) = _parse(frames)
-    return Event(channel, type_, _address(s_service, s_instance), payload, id_, seq, epoch,
-                 ts, retain, None if t_service is None else _address(t_service, t_instance))
+    key = (type_, s_service, s_instance, t_service, t_instance)
+    addresses = _headers.get(key)
+    if addresses is None:
+        if len(_headers) >= _HEADER_CACHE:
+            _headers.clear()
+        addresses = _headers[key] = (
+            _address(s_service, s_instance),
+            None if t_service is None else _address(t_service, t_instance))
+    return _new_event(Event, (channel, type_, addresses[0], payload, id_, seq, epoch, ts,
+                              retain, addresses[1]))
 
 
 def _address(service: str, instance: str | None) -> Address:

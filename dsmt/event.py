@@ -13,15 +13,24 @@ a ``payload`` and DSMT metadata:
 
 Encoding lives in :mod:`dsmt.codec` (msgpack) and ``gateways.psepr.xml``
 (PsEPR XML); this module has no wire knowledge.
+
+Why :class:`Event` is a ``typing.NamedTuple`` and not a frozen dataclass:
+every event is built once by its sender and once by every reader, and a
+frozen dataclass's ``__init__`` goes through ``object.__setattr__`` per
+field (measured: 1.6 us of the 3.1 us ``Sequencer.make`` took; a tuple is
+built in one C call). It stays an immutable value with named fields,
+keyword construction, ``==`` and ``key``; ``event._replace(seq=2)`` and
+``Event._fields`` replace ``dataclasses.replace`` and ``fields``. Being a
+tuple, an event is ``isinstance(x, tuple)``: code that mixes events and
+plain tuples in one queue must test ``isinstance(x, Event)``.
 """
 
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 # Payload namespaces (event types).
 ATTRIBUTE = "http://psepr.org/xs/payload/attribute"
@@ -44,8 +53,9 @@ class Address:
         return self.service if self.instance is None else f"{self.service}/{self.instance}"
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
+    """One event; see the module docstring for the meaning of each field."""
+
     channel: str
     type: str
     sender: Address
@@ -63,18 +73,27 @@ class Event:
         return self.channel
 
 
+_new_event = tuple.__new__
+_now = time.time
+
+
 @dataclass(slots=True)
 class Sequencer:
     """Stamps events of one sender with its epoch and a strictly rising seq.
 
-    Thread-safe; one per sender. A new Sequencer (a restarted sender) gets a
-    new, greater epoch.
+    Thread-safe without a lock: ``next()`` on an ``itertools.count`` is one
+    C call that never releases the GIL, so two threads never get the same
+    seq (the rest of :meth:`make` only reads). One per sender. A new
+    Sequencer (a restarted sender) gets a new, greater epoch.
     """
 
     sender: Address
     epoch: int = field(default_factory=lambda: time.time_ns() // 1000)
     _counter: Any = field(default_factory=lambda: itertools.count(1), repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _id_prefix: str = field(init=False, repr=False, default="")
+
+    def __post_init__(self) -> None:
+        self._id_prefix = f"{self.epoch:x}."
 
     def make(
         self,
@@ -86,17 +105,9 @@ class Sequencer:
         to: Address | None = None,
     ) -> Event:
         """A new event from this sender; the channel is not validated here."""
-        with self._lock:
-            seq = next(self._counter)
-        return Event(
-            channel=channel,
-            type=type,
-            sender=self.sender,
-            payload=payload,
-            id=f"{self.epoch:x}.{seq}",
-            seq=seq,
-            epoch=self.epoch,
-            ts=time.time(),
-            retain=retain,
-            to=to,
-        )
+        seq = next(self._counter)
+        # Event(...) with its fields in declaration order, without the
+        # keyword-argument machinery of the generated __new__.
+        return _new_event(Event, (channel, type, self.sender, payload,
+                                  f"{self._id_prefix}{seq}", seq, self.epoch, _now(),
+                                  retain, to))

@@ -84,7 +84,7 @@ class GapDetector:
     """Tracks epoch and last seq per sender; see the module docstring for the rules."""
 
     def __init__(self, max_senders: int = MAX_SENDERS, max_reports: int = MAX_REPORTS) -> None:
-        self._last: dict[Address, tuple[int, int]] = {}
+        self._last: dict[tuple[str, str | None], tuple[int, int]] = {}
         self._max_senders = max_senders
         self.reports: deque[Report] = deque(maxlen=max_reports)
         self.missing = 0
@@ -95,10 +95,12 @@ class GapDetector:
     def observe(self, event: Event) -> Report | None:
         """Record ``event``; return the report it causes, if any (also kept in ``reports``)."""
         sender = event.sender
+        # Keyed by a plain tuple: hashing it is C code, a dataclass's hash is Python.
+        key = (sender.service, sender.instance)
         epoch, seq = event.epoch, event.seq
-        last = self._last.get(sender)
+        last = self._last.get(key)
         if last is not None and last[0] == epoch and seq == last[1] + 1:
-            self._last[sender] = (epoch, seq)  # the common case, kept fast
+            self._last[key] = (epoch, seq)  # the common case, kept fast
             return None
         report: Report | None
         if last is None:
@@ -123,15 +125,15 @@ class GapDetector:
             self.reports.append(report)
             return report
         # Re-insert: senders that just reported move to the end of the eviction order.
-        self._last.pop(sender, None)
-        self._last[sender] = (epoch, seq)
+        self._last.pop(key, None)
+        self._last[key] = (epoch, seq)
         if report is not None:
             self.reports.append(report)
         return report
 
     def position(self, sender: Address) -> tuple[int, int] | None:
         """``(epoch, last seq)`` seen from ``sender``, or None if never heard from."""
-        return self._last.get(sender)
+        return self._last.get((sender.service, sender.instance))
 
     def counters(self) -> dict[str, int]:
         return {"gaps": self.gaps, "missing": self.missing,

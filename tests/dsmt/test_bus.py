@@ -229,62 +229,125 @@ def test_a_snapshot_over_its_bound_is_truncated_and_says_so(zctx, tmp_path):
                 assert [e.payload for e in sub.snapshot.events] == [0, 1, 2]
 
 
+def _publish_until(bus, sender: Address, keys: list[str], minimum: int,
+                   joined: list, joiners: int, started: threading.Event,
+                   published: dict, failure: list) -> None:
+    """Publish retained events round the keys until every joiner joined, then "end".
+
+    At most 4 * ``minimum`` events, so that no reader's queue (HWM) overflows.
+    """
+    try:
+        with bus.publisher(sender) as pub:
+            i = 0
+            while i < minimum or (len(joined) < joiners and i < 4 * minimum):
+                pub.publish(keys[i % len(keys)], "t", i, retain=True)
+                i += 1
+                if i == 2000:
+                    started.set()
+            published[sender] = i
+            pub.publish(f"/hot/end/{sender.instance}/", "t", "end", retain=True)
+    except BaseException as exc:  # reported to the test thread
+        failure.append(exc)
+    finally:
+        started.set()
+
+
+def _join_and_read(bus, ends: int, joined: list, out: list) -> None:
+    """Join with a snapshot, then read (concurrently with the publishers) up to ``ends`` ends."""
+    try:
+        with bus.subscriber("/hot/", snapshot=True) as sub:
+            joined.append(sub)  # the publishers may finish now
+            snap = [sub.recv(0) for _ in sub.snapshot.events]
+            assert snap == list(sub.snapshot.events)
+            ends -= sum(e.payload == "end" for e in snap)
+            live = []
+            while ends:
+                event = sub.recv(BOUND)
+                assert event is not None, f"stalled after {live[-1:]}"
+                live.append(event)
+                ends -= event.payload == "end"
+            out.append((sub.snapshot, live, dict(sub.gap_detector.counters())))
+    except BaseException as exc:  # reported to the test thread
+        out.append(exc)
+
+
+def _run_joins(bus, senders: list[Address], keys: list[str], minimum: int,
+               joiners: int) -> tuple[dict, list]:
+    """Publishers busy on ``keys``; ``joiners`` subscribers join meanwhile and read to the end."""
+    started = [threading.Event() for _ in senders]
+    joined: list = []
+    published: dict = {}
+    failure: list = []
+    out: list = []
+    publishers = [threading.Thread(target=_publish_until, args=(
+        bus, who, keys, minimum, joined, joiners, go, published, failure))
+        for who, go in zip(senders, started)]
+    for thread in publishers:
+        thread.start()
+    readers = []
+    try:
+        assert all(go.wait(BOUND) for go in started)
+        readers = [threading.Thread(target=_join_and_read, args=(bus, len(senders), joined, out))
+                   for _ in range(joiners)]
+        for thread in readers:
+            thread.start()
+        for thread in readers + publishers:
+            thread.join(BOUND * 6)
+    finally:
+        joined.extend([None] * joiners)  # release the publishers if a join failed
+        for thread in publishers + readers:
+            thread.join(BOUND)
+    errors = [item for item in out if isinstance(item, BaseException)]
+    assert not errors, errors
+    assert not failure, failure
+    assert len(out) == joiners
+    return published, out
+
+
 def test_snapshot_then_updates_has_no_gap_and_no_duplicate_under_concurrent_publishing(bus):
     keys = [f"/hot/k{i}/" for i in range(16)]
-    total = 30_000
     sender = Address("hot", "0")
-    started, done = threading.Event(), threading.Event()
-    failure: list[BaseException] = []
-
-    def publish_forever():
-        try:
-            with bus.publisher(sender) as pub:
-                for i in range(total):
-                    pub.publish(keys[i % len(keys)], "t", i, retain=True)
-                    if i == 2000:
-                        started.set()
-                pub.publish("/hot/end/", "t", "end", retain=True)
-        except BaseException as exc:  # reported to the test thread
-            failure.append(exc)
-        finally:
-            started.set()
-            done.set()
-
-    thread = threading.Thread(target=publish_forever)
-    thread.start()
-    try:
-        assert started.wait(BOUND)
-        joiners = []
-        for _ in range(3):  # several joins, all while the publisher is busy
-            joiners.append(bus.subscriber("/hot/", snapshot=True))
-        for sub in joiners:
-            _check_exact_join(sub, sender, total, keys)
-    finally:
-        done.wait(BOUND * 4)
-        thread.join(BOUND)
-        for sub in locals().get("joiners", []):
-            sub.close()
-    assert not failure, failure
+    published, joins = _run_joins(bus, [sender], keys, 20_000, joiners=3)
+    total = published[sender]
+    for snap, live, gaps in joins:
+        mine = [e for e in snap.events if e.sender == sender]
+        assert mine, "the join happened before any publishing"
+        assert not any(e.payload == "end" for e in mine), "the join happened after publishing"
+        state = {e.channel: e.payload for e in mine}
+        expected = max(e.seq for e in mine) + 1  # every event is retained: the newest is in it
+        for event in live:
+            assert event.seq == expected, f"got seq {event.seq}, expected {expected}"
+            expected += 1
+            if event.payload != "end":
+                assert event.payload > state.get(event.channel, -1)  # newer than what we hold
+                state[event.channel] = event.payload
+        assert expected - 1 == total + 1
+        assert gaps["gaps"] == 0 and gaps["stale"] == 0
+        assert state == {keys[(total - 1 - i) % len(keys)]: total - 1 - i
+                         for i in range(len(keys))}
 
 
-def _check_exact_join(sub, sender: Address, total: int, keys: list[str]) -> None:
-    mine = [e for e in sub.snapshot.events if e.sender == sender]
-    assert mine, "the join happened before any publishing"
-    state = {e.channel: e.payload for e in mine}
-    expected = max(e.seq for e in mine) + 1  # every event is retained: the newest is in it
-    assert [sub.recv(0) for _ in sub.snapshot.events] == list(sub.snapshot.events)
-    while True:
-        event = sub.recv(BOUND)
-        assert event is not None, f"stalled waiting for seq {expected}"
-        assert event.seq == expected, f"got seq {event.seq}, expected {expected}"
-        expected += 1
-        if event.payload == "end":
-            break
-        assert event.payload > state.get(event.channel, -1)  # newer than what we hold
-        state[event.channel] = event.payload
-    assert expected - 1 == total + 1
-    assert sub.gap_detector.gaps == 0 and sub.gap_detector.stale == 0
-    assert state == {k: total - len(keys) + i for i, k in enumerate(keys)}
+def test_a_join_is_exact_even_when_two_senders_write_the_same_keys(bus):
+    """The cut is a point in the one stream, not a per-key version: no regressions."""
+    keys = [f"/hot/k{i}/" for i in range(8)]
+    senders = [Address("hot", "a"), Address("hot", "b")]
+    _, joins = _run_joins(bus, senders, keys, 10_000, joiners=2)
+    with bus.subscriber("/hot/", snapshot=True) as late:
+        final = {e.channel: (e.sender, e.seq) for e in late.snapshot.events
+                 if e.payload != "end"}
+    for snap, live, gaps in joins:
+        state = {e.channel: (e.sender, e.seq) for e in snap.events}
+        newest = {who: max([seq for w, seq in state.values() if w == who], default=0)
+                  for who in senders}
+        first: dict = {}
+        for event in live:
+            first.setdefault(event.sender, event.seq)
+            if event.payload != "end":
+                state[event.channel] = (event.sender, event.seq)
+        for who in first:  # nothing the snapshot already held is delivered again
+            assert first[who] > newest[who]
+        assert gaps["gaps"] == 0 and gaps["stale"] == 0
+        assert state == final
 
 
 def test_a_subscriber_counts_and_skips_frames_it_cannot_decode(zctx):

@@ -1,0 +1,355 @@
+"""The hub's keeper: retained state, counters, welcomes and snapshots, beside the forwarder.
+
+The keeper is one thread of the hub process (see :mod:`dsmt.hub` for why
+forwarding itself is left to ZeroMQ's C proxy). It owns four sockets:
+
+    stream    SUB, connected to the hub's XPUB, subscribed to everything: it
+              sees every message the proxy forwards, in the order every
+              subscriber sees them
+    publish   XPUB, connected to the hub's XSUB like any publisher: the
+              hub's own events (welcomes, snapshot markers, stats) go out
+              through the proxy; and since the proxy passes the
+              subscribers' subscriptions up to every publisher, this is
+              where the keeper sees them
+    snapshot  ROUTER, bound: snapshot requests (dsmt.snapshot)
+    control   PAIR, bound: the stop signal from Hub.stop
+
+From the stream it validates every message (:func:`dsmt.codec.decode`),
+counts what does not decode by reason, and keeps retained events in a
+:class:`dsmt.snapshot.RetainedStore`. Under traffic it reads the stream in
+bursts every :data:`STREAM_PERIOD` seconds (one wake-up per burst, not per
+event).
+
+The keeper must not miss an event (its store would keep an older value), so
+its stream queue holds :data:`STREAM_HWM` messages, ten times a subscriber's:
+a burst the C proxy forwards faster than Python can keep is queued, not
+lost. Beyond that ZeroMQ drops, and the keeper's gap detector
+(:mod:`dsmt.gaps`) counts every seq it never saw in ``stream_missing`` (a
+publisher's own drops show there too). Why not the proxy's *capture* socket,
+which would block the proxy instead of dropping: it carries both directions,
+and a subscription message cannot be told from a publisher's one-frame
+garbage. Errors in a handler are logged with the traceback and counted as
+``internal_errors``; the loop goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+import zmq
+
+from dsmt import channels, codec, snapshot
+from dsmt.errors import CodecError
+from dsmt.event import Address, Event, Sequencer
+from dsmt.gaps import Gap, GapDetector
+
+log = logging.getLogger("dsmt.hub")
+
+REPORT_INTERVAL = 1.0
+BATCH = 512  # messages handled per socket per loop turn, so no socket starves
+STREAM_HWM = 1_000_000  # messages queued for the keeper (~200 MB at most)
+STREAM_BATCH = 8 * BATCH  # the stream is read in bursts (see STREAM_PERIOD)
+STREAM_PERIOD = 0.002  # seconds between two bursts while events flow
+MARKER_TIMEOUT = 10.0  # seconds a snapshot request waits for its marker (a safety net)
+MAX_PENDING = 1024  # snapshot requests waiting for their marker
+HUB_SERVICE = "dsmt-hub"
+HUB_TYPE = "http://dsmt.org/xs/payload/hub"
+HUB_CHANNEL = channels.join("org", "dsmt", "hub")
+STATS_CHANNEL = channels.join("org", "dsmt", "hub", "stats")
+SYNC_PREFIX = channels.join("org", "dsmt", "hub", "sync")
+_SYNC_PREFIX_B = SYNC_PREFIX.encode()
+_HUB_PREFIX_B = HUB_CHANNEL.encode()
+
+COUNTERS = (
+    "received", "forwarded", "dropped", "bad_frame_count", "bad_channel", "bad_body",
+    "bad_subscriber_messages", "subscribe_messages", "unsubscribe_messages", "welcomes",
+    "snapshots", "bad_snapshot_requests", "snapshot_replies_dropped", "snapshot_markers_lost",
+    "stream_missing", "internal_errors",
+)
+_PROBLEMS = ("dropped", "bad_subscriber_messages", "bad_snapshot_requests", "internal_errors",
+             "snapshot_replies_dropped", "snapshot_markers_lost", "stream_missing")
+
+
+def sync_channel(token: str) -> str:
+    """The private sync channel of one subscriber (``token``: letters and digits)."""
+    return channels.join("org", "dsmt", "hub", "sync", token)
+
+
+class Keeper:
+    """The keeper thread's state and loop; built by the Hub, run by :meth:`run`."""
+
+    def __init__(self, hub_name: str, *, stats_interval: float | None,
+                 max_snapshot: tuple[int, int], max_retained_keys: int) -> None:
+        self.name = hub_name
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.store = snapshot.RetainedStore(max_retained_keys)
+        self.stream_seq = 0  # valid events seen on the stream: the hub_seq of replies
+        self.last_problem = ""
+        self._sequencer = Sequencer(Address(HUB_SERVICE, hub_name))
+        self._stats_interval = stats_interval
+        self._max_snapshot = max_snapshot
+        # token -> (ROUTER identity, request, deadline): waiting for the marker
+        self._pending: dict[str, tuple[bytes, snapshot.Request, float]] = {}
+        self._detector = GapDetector()
+        self._pub: zmq.Socket | None = None
+        self._router: zmq.Socket | None = None
+
+    def stats(self) -> dict[str, Any]:
+        """Counters (see :mod:`dsmt.hub`) plus hub_seq and retained key count; any thread."""
+        result: dict[str, Any] = dict(self.counters)
+        result.update(hub_seq=self.stream_seq, retained_keys=len(self.store),
+                      retained_evicted=self.store.evicted, last_problem=self.last_problem)
+        return result
+
+    # -- the keeper thread ---------------------------------------------------------
+
+    def run(self, sockets: tuple[zmq.Socket, zmq.Socket, zmq.Socket, zmq.Socket],
+            started: threading.Event, timeout: float) -> None:
+        """Serve until the control socket speaks; ``started`` is set once the stream is live.
+
+        Live means the stream's subscribe-to-everything came back up through
+        the proxy to the publish socket: the XPUB has registered it (so the
+        keeper sees every event from now on), and the XSUB holds it (so every
+        publisher that connects from now on sends everything).
+        """
+        stream, pub, router, control = sockets
+        self._pub, self._router = pub, router
+        deadline = time.monotonic() + timeout
+        while True:  # until our own subscribe-to-everything comes back up
+            if not pub.poll(max(0.0, deadline - time.monotonic()) * 1000):
+                raise TimeoutError(f"hub {self.name}: the keeper's stream did not come up")
+            message = pub.recv()
+            self._subscription(message, pub.getsockopt(zmq.RCVMORE))
+            if message == b"\x01":
+                break
+        started.set()
+        poller = zmq.Poller()
+        for sock in sockets:
+            poller.register(sock, zmq.POLLIN)
+        watching = True  # the stream is in the poller (else read again at stream_due)
+        stream_due = 0.0
+        now = time.monotonic()
+        next_stats = None if self._stats_interval is None else now + self._stats_interval
+        reported = dict(self.counters)
+        next_report = now
+        pending = False  # problems seen but not yet reported
+        while True:
+            wake = [t for t in (next_stats, next_report if pending else None,
+                                None if watching else stream_due) if t is not None]
+            if self._pending:
+                wake.append(min(deadline for _, _, deadline in self._pending.values()))
+            timeout_ms = None if not wake else max(0.0, min(wake) - time.monotonic()) * 1000
+            ready = dict(poller.poll(timeout_ms))
+            if control in ready:
+                return
+            now = time.monotonic()
+            if stream in ready or (not watching and now >= stream_due):
+                # Under traffic, read the stream every STREAM_PERIOD, not per
+                # message: one wake-up then serves hundreds of events, and a
+                # queue that stays non-empty costs the proxy no wake-up either.
+                if self._guard(self._absorb, stream):
+                    if watching:
+                        poller.unregister(stream)
+                        watching = False
+                    stream_due = now + STREAM_PERIOD
+                elif not watching:
+                    poller.register(stream, zmq.POLLIN)
+                    watching = True
+            if pub in ready:
+                self._guard(self._subscriptions, pub)
+            if router in ready:
+                self._guard(self._requests, router)
+            if self._pending:
+                self._expire(router, now)
+            problems = {key: self.counters[key] - reported[key] for key in _PROBLEMS
+                        if self.counters[key] != reported[key]}
+            pending = bool(problems)
+            if pending and now >= next_report:
+                log.warning("hub %s: %s (last: %s)", self.name, problems, self.last_problem)
+                self._publish_stats()
+                reported = dict(self.counters)
+                next_report = now + REPORT_INTERVAL
+                pending = False
+            elif next_stats is not None and now >= next_stats:
+                self._publish_stats()
+                next_stats = now + self._stats_interval
+
+    def _guard(self, handler: Callable[[zmq.Socket], int | None], sock: zmq.Socket) -> int:
+        """Run one handler at the hub boundary: log and count what it raises."""
+        try:
+            return handler(sock) or 0
+        except zmq.ContextTerminated:
+            raise
+        except Exception:  # the hub boundary: log, count, keep serving
+            log.exception("hub %s: unexpected error", self.name)
+            self.counters["internal_errors"] += 1
+            self.last_problem = "internal error (see log)"
+            return 0
+
+    def _absorb(self, stream: zmq.Socket) -> int:
+        """Every message the proxy forwarded: validate, count, keep retained, spot markers.
+
+        Returns how many messages it read (at most STREAM_BATCH).
+        """
+        counters, store, decode = self.counters, self.store, codec.decode
+        observe = self._detector.observe
+        noblock = zmq.NOBLOCK
+        own = self._sequencer.sender
+        for n in range(STREAM_BATCH):
+            # Frames, not bytes: Frame.more is ~20x cheaper than getsockopt(RCVMORE).
+            try:
+                head = stream.recv(noblock, copy=False)
+            except zmq.Again:
+                return n
+            counters["received"] += 1
+            if not head.more:
+                self._bad("bad_frame_count", "a 1-frame message")
+                continue
+            tail = stream.recv(copy=False)
+            if tail.more:
+                frames = 3
+                while stream.recv(copy=False).more:
+                    frames += 1
+                self._bad("bad_frame_count", f"a {frames}-frame message")
+                continue
+            channel, body = head.bytes, tail.bytes
+            try:
+                event = decode((channel, body))
+            except CodecError as exc:
+                self._bad("bad_channel" if exc.why.startswith("bad channel") else "bad_body",
+                          str(exc))
+                continue
+            if channel.startswith(_HUB_PREFIX_B) and event.sender == own:
+                counters["received"] -= 1  # the hub's own events are not input
+                if event.retain:
+                    store.put(event.channel, event.payload is None, self.stream_seq,
+                              (channel, body))
+                elif self._pending:
+                    self._marker(event)
+                continue
+            self.stream_seq += 1
+            counters["forwarded"] += 1
+            report = observe(event)
+            if report is not None and type(report) is Gap:
+                counters["stream_missing"] += report.missing
+                self.last_problem = f"missed seqs {report.first}..{report.last} of {report.sender}"
+            if event.retain:
+                store.put(event.channel, event.payload is None, self.stream_seq, (channel, body))
+        return STREAM_BATCH
+
+    def _bad(self, counter: str, why: str) -> None:
+        self.counters[counter] += 1
+        self.counters["dropped"] += 1
+        self.last_problem = why[:200]
+
+    def _emit(self, event: Event) -> None:
+        """Publish the hub's own event through the proxy, like any publisher."""
+        assert self._pub is not None
+        self._pub.send_multipart(codec.encode(event))
+
+    def _subscriptions(self, pub: zmq.Socket) -> None:
+        """Subscriptions the proxy passed up: answer sync subscriptions with a welcome."""
+        for _ in range(BATCH):
+            try:
+                message = pub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._subscription(message, pub.getsockopt(zmq.RCVMORE))
+
+    def _subscription(self, message: bytes, more: int) -> None:
+        counters = self.counters
+        if more:
+            while self._pub.getsockopt(zmq.RCVMORE):
+                self._pub.recv()
+        kind, topic = message[:1], message[1:]
+        if more or kind not in (b"\x00", b"\x01"):
+            counters["bad_subscriber_messages"] += 1
+            return
+        if kind == b"\x00":
+            counters["unsubscribe_messages"] += 1
+            return
+        counters["subscribe_messages"] += 1
+        if topic.startswith(_SYNC_PREFIX_B):
+            try:
+                channel = codec.decode_channel(topic)
+            except CodecError:
+                counters["bad_subscriber_messages"] += 1
+                return
+            counters["welcomes"] += 1
+            self._emit(self._sequencer.make(
+                channel, HUB_TYPE, {"kind": "welcome", "hub": self.name,
+                                    "hub_seq": self.stream_seq}))
+
+    # -- snapshots -------------------------------------------------------------------
+
+    def _requests(self, router: zmq.Socket) -> None:
+        for _ in range(BATCH):
+            try:
+                identity = router.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            frames = []  # at most MAX_REQUEST_FRAMES + 1 kept: enough to refuse the rest
+            while router.getsockopt(zmq.RCVMORE):
+                frame = router.recv()
+                if len(frames) <= snapshot.MAX_REQUEST_FRAMES:
+                    frames.append(frame)
+            try:
+                request = snapshot.parse_request(frames)
+                if request.token in self._pending or len(self._pending) >= MAX_PENDING:
+                    raise CodecError("too many snapshot requests waiting, or a token reused")
+            except CodecError as exc:
+                self.counters["bad_snapshot_requests"] += 1
+                self.last_problem = f"snapshot request: {exc}"[:200]
+                self._reply(router, identity,
+                            snapshot.reply_error(frames[1] if len(frames) > 1 else b"", str(exc)))
+                continue
+            self.counters["snapshots"] += 1
+            if request.sync_channel is None:  # no cut asked for: the store as it is now
+                self._reply(router, identity, self._answer(request))
+                continue
+            # The cut: the marker goes out through the proxy like any event and
+            # the store is read when it comes back on the stream. The proxy
+            # sends the one stream to the keeper and to the subscriber in the
+            # same order, so the subscriber sees the marker exactly after the
+            # events the snapshot reflects (see dsmt.snapshot).
+            self._pending[request.token] = (identity, request,
+                                            time.monotonic() + MARKER_TIMEOUT)
+            self._emit(self._sequencer.make(
+                request.sync_channel, HUB_TYPE, {"kind": "snapshot", "token": request.token}))
+
+    def _marker(self, event: Event) -> None:
+        payload = event.payload
+        if type(payload) is not dict or payload.get("kind") != "snapshot":
+            return
+        waiting = self._pending.pop(payload.get("token"), None)
+        if waiting is not None:
+            identity, request, _ = waiting
+            self._reply(self._router, identity, self._answer(request))
+
+    def _answer(self, request: snapshot.Request) -> list[bytes]:
+        picked, truncated = self.store.select(request.prefixes, *self._max_snapshot)
+        return snapshot.reply_ok(request, self.stream_seq, picked, truncated)
+
+    def _expire(self, router: zmq.Socket, now: float) -> None:
+        """Refuse requests whose marker never came back (the keeper's XPUB dropped it)."""
+        for token, (identity, request, deadline) in list(self._pending.items()):
+            if now >= deadline:
+                del self._pending[token]
+                self.counters["snapshot_markers_lost"] += 1
+                self.last_problem = "a snapshot marker did not come back"
+                self._reply(router, identity, snapshot.reply_error(
+                    token.encode("ascii"), "the snapshot marker did not come back; retry"))
+
+    def _reply(self, router: zmq.Socket, identity: bytes, reply: list[bytes]) -> None:
+        try:
+            router.send_multipart([identity, *reply], zmq.NOBLOCK)
+        except zmq.Again:
+            self.counters["snapshot_replies_dropped"] += 1
+
+    def _publish_stats(self) -> None:
+        payload = self.stats()
+        payload["hub"] = self.name
+        self._emit(self._sequencer.make(STATS_CHANNEL, HUB_TYPE, payload, retain=True))
