@@ -39,9 +39,17 @@ agent in a row, this sliver announces itself quarantined for
 ``quarantine_for`` seconds with the reason; placement everywhere skips it.
 
 **Scaling.** A service with ``[scaling]`` gets its replicas from a
-:class:`actors.scaling.ThresholdPolicy` over the metric as the live
-slivers' beats report it (``load``: the 1-minute load average per CPU of
-each sliver).
+:class:`actors.scaling.ThresholdPolicy` over the app's own metric: a
+:class:`actors.metrics.MetricSampler` thread asks every instance running
+here for ``/<metric>`` once per heartbeat period, and the beat carries the
+values (``metrics: {service: {metric: [value per instance]}}``); the policy
+takes the mean over every instance of the live slivers. The beat also
+carries the slice's latest decision per service (``scaling: {service:
+{replicas, changed}}``, ``changed`` a wall time); every coordinator merges
+the peers' (the latest wins), decides from the merged one (so the cooldown
+runs from the last step anyone took) and only after ``settle``. The
+decisions (``at``, ``from``, ``to``, ``value``) are in the status detail
+and ``inspect()`` under ``scaling``.
 
 Threads: a reader thread owns the hub subscription (plan + heartbeats) and
 only ``tell()``s the actor; the tick timer only ``tell()``s too. Without a
@@ -55,10 +63,13 @@ if neither a persisted nor the configured plan can be read.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import secrets
 import threading
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +83,7 @@ from dsmt.states import FAILED, INITIATED, INSTANTIATED, REQUESTED, RUNNING
 from actors import placement
 from actors import plan as plans
 from actors.messages import Assign, Deploy, PlanCommand, Undeploy
+from actors.metrics import MetricSampler
 from actors.scaling import ThresholdPolicy
 from actors.world import WorldView
 
@@ -79,6 +91,7 @@ log = logging.getLogger(__name__)
 
 PLAN_FILE = "plan.toml"
 READ_POLL = 0.2
+DECISIONS_KEPT = 20
 
 
 class Seen:
@@ -125,6 +138,10 @@ class Coordinator(Actor):
         self.share: dict[str, int] = {}
         self.replicas: dict[str, int] = {}
         self.policies: dict[str, ThresholdPolicy] = {}
+        self.scaled: dict[str, tuple[int, float]] = {}  # the slice's latest (replicas, wall time)
+        self.decisions: dict[str, list[dict[str, Any]]] = {}
+        self.sampler = MetricSampler(heartbeat, name=f"metrics-{origin.path}")
+        self._ports: dict[str, list[int]] = {}
         self.running_here: dict[str, int] = {}
         self.overshoot: dict[str, int] = {}
         self.max_overshoot = 0
@@ -152,6 +169,7 @@ class Coordinator(Actor):
         self.ctx.registry.observe(self.agent_path, self.actor_ref)
         self.ctx.registry.observe(self.app_path, self.actor_ref)
         self._start_reader()
+        self.sampler.start()
         self.change_state(INSTANTIATED, plan_version=self.plan.version)
         self._tick()
         self.change_state(RUNNING, **self._detail())
@@ -181,7 +199,7 @@ class Coordinator(Actor):
             assignment={n: dict(p.counts) for n, p in self.assignment.items()},
             share=dict(self.share), replicas=dict(self.replicas),
             overshoot=dict(self.overshoot), max_overshoot=self.max_overshoot,
-            quarantined=self._quarantine_reason())
+            quarantined=self._quarantine_reason(), scaling=self._scaling_detail())
         return snapshot
 
     # --- the plan ----------------------------------------------------------------------------
@@ -252,6 +270,7 @@ class Coordinator(Actor):
             if name not in new.services:
                 self._tell(self.agent_path, Undeploy(name))
                 self.share.pop(name, None)
+        self._sample_targets()
         self._place()
         self.publish_status_detail()
         return True
@@ -274,13 +293,62 @@ class Coordinator(Actor):
             self._tell(self.agent_path, Deploy(self.plan, wanted))
 
     def _command(self, message: PlanCommand) -> None:
-        """A verified deploy command carrying ``{"toml": text}`` replaces the plan slice-wide."""
-        text = (message.args or {}).get("toml") if isinstance(message.args, dict) else None
-        if message.kind == "deploy" and isinstance(text, str):
-            if self._adopt(text, f"command {message.request}"):
-                self._publish_plan()
+        """A verified plan command: a new plan version, adopted, broadcast, and replied to.
+
+        ``deploy {"toml": text}`` replaces the plan (its version must be newer);
+        ``scale {"service": name, "replicas": n | "all"}`` and ``undeploy
+        {"service": name}`` derive the next version from the current plan. The
+        outcome goes to ``layout.reply(request)`` in the commander's reply
+        format, with ``result {"plan_version": n}`` when done.
+        """
+        args = message.args if isinstance(message.args, dict) else {}
+        try:
+            text = self._next_plan(message.kind, args)
+            version = plans.loads(text, f"command {message.request}").version
+            if version <= self.plan.version:
+                raise DsmtError(f"plan version {version} is not newer than the slice's "
+                                f"{self.plan.version}")
+        except DsmtError as exc:
+            log.warning("%s: plan command %s refused: %s", self.path, message.kind, exc)
+            self._reply(message, "failed", str(exc), None)
+            return
+        if not self._adopt(text, f"command {message.request}"):
+            self._reply(message, "failed", self.plan_error or "plan not adopted", None)
+            return
+        self._publish_plan()
+        self._reply(message, "done", None, {"plan_version": self.plan.version})
+
+    def _next_plan(self, kind: str, args: dict[str, Any]) -> str:
+        if kind == "deploy":
+            text = args.get("toml")
+            if not isinstance(text, str):
+                raise DsmtError('deploy needs {"toml": plan text}')
+            return text
+        service = args.get("service")
+        if service not in self.plan.services:
+            raise DsmtError(f"no service {service!r} in plan version {self.plan.version}")
+        data = tomllib.loads(self.plan_text)
+        data["version"] = self.plan.version + 1
+        if kind == "undeploy":
+            del data["services"][service]
+        elif kind == "scale":
+            replicas = args.get("replicas")
+            if replicas != plans.ALL and (not isinstance(replicas, int) or isinstance(
+                    replicas, bool) or replicas < 0):
+                raise DsmtError(f'replicas must be a count >= 0 or "all", got {replicas!r}')
+            data["services"][service]["replicas"] = replicas
         else:
-            log.warning("%s: plan command %s not handled here", self.path, message.kind)
+            raise DsmtError(f"unknown plan command {kind!r}")
+        return _toml(data)
+
+    def _reply(self, message: PlanCommand, outcome: str, reason: str | None,
+               result: Any) -> None:
+        if message.request is None or self.publisher is None:
+            return
+        self.count(f"plan_commands.{outcome}")
+        self.publisher.publish(self.ctx.layout.reply(message.request), RECORD, {
+            "request": message.request, "sliver": self.ctx.sliver, "command": message.kind,
+            "outcome": outcome, "reason": reason, "result": result})
 
     # --- the world -------------------------------------------------------------------------
 
@@ -297,11 +365,14 @@ class Coordinator(Actor):
             return
         age = max(0.0, self.ctx.clock.wall() - float(event.ts))
         change = self.world.beat(sliver, payload, age)
+        scaling = payload.get("scaling")
+        merged = isinstance(scaling, dict) and any(
+            [self._merge_decision(name, entry) for name, entry in scaling.items()])
         version = payload.get("plan_version")
         if (isinstance(version, int) and version < self.plan.version
                 and not payload.get("leaving")):
             self._rebroadcast()
-        if change is not None:
+        if change is not None or merged:
             self._place()
 
     def _rebroadcast(self) -> None:
@@ -316,6 +387,9 @@ class Coordinator(Actor):
             self.running_here = {
                 name: len(s.get("ports") or ()) for name, s in services.items()
                 if s.get("state") in ("starting", "running", "upgrading")}
+            self._ports = {name: list(s.get("ports") or ()) for name, s in services.items()
+                           if s.get("state") in ("starting", "running", "upgrading")}
+            self._sample_targets()
             return
         if message.path != self.agent_path:
             return
@@ -356,7 +430,10 @@ class Coordinator(Actor):
         beat = {"sliver": self.ctx.sliver, "epoch": self.epoch,
                 "plan_version": self.plan.version, "labels": list(self.labels),
                 "services": dict(self.running_here), "assigned": dict(self.share),
-                "load": {"load": _load()}, "quarantined": self._quarantine_reason(),
+                "load": {"load": _load()}, "metrics": self.sampler.snapshot(),
+                "scaling": {name: {"replicas": r, "changed": t}
+                            for name, (r, t) in self.scaled.items()},
+                "quarantined": self._quarantine_reason(),
                 "restarts": self.counters.get("assign_changes", 0)}
         if leaving:
             beat["leaving"] = True
@@ -370,31 +447,21 @@ class Coordinator(Actor):
         live = self.world.live()
         quarantined = self.world.quarantined()
         now = self.ctx.clock.monotonic()
+        settled = now - self._started >= self.settle
+        decided = False
         for service in self.plan.services.values():
-            if service.scaling is None:
-                continue
-            policy = self.policies.get(service.name)
-            if policy is None or policy.rule != service.scaling:
-                policy = self.policies[service.name] = ThresholdPolicy(service.scaling)
-            values = [float(self.world.members[s].beat.get("load", {}).get(service.scaling.metric))
-                      for s in live
-                      if isinstance(self.world.members[s].beat.get("load", {}).get(
-                          service.scaling.metric), (int, float))]
-            current = self.replicas.get(service.name)
-            if current is None:
-                current = service.replicas if isinstance(service.replicas, int) \
-                    else service.scaling.min
-            self.replicas[service.name] = policy.decide(current, values, now)
+            if service.scaling is not None:
+                decided = self._scale(service, live, settled) or decided
         self.assignment = placement.place(self.plan.services.values(), live, quarantined,
                                           self.replicas)
         running = {name: dict(m.beat.get("services") or {})
                    for name, m in self.world.members.items() if m.state == "alive"}
         self.overshoot = placement.overshoot(self.assignment, running)
         self.max_overshoot = max([self.max_overshoot, *self.overshoot.values()])
-        if now - self._started < self.settle:
+        if not settled:
             return  # still hearing from the peers: run nothing yet
         share = placement.share(self.assignment, self.ctx.sliver)
-        changed = False
+        changed = decided
         for name, count in share.items():
             if self.share.get(name) != count:
                 self.share[name] = count
@@ -406,12 +473,75 @@ class Coordinator(Actor):
         if changed:
             self.publish_status_detail()
 
+    # --- scaling ---------------------------------------------------------------------------
+
+    def _scale(self, service: plans.Service, live: dict[str, Any], settled: bool) -> bool:
+        """Set ``replicas[service]`` from the slice's decision, stepping it if due; True if stepped."""
+        rule = service.scaling
+        policy = self.policies.get(service.name)
+        if policy is None or policy.rule != rule:
+            policy = self.policies[service.name] = ThresholdPolicy(rule)
+        initial = service.replicas if isinstance(service.replicas, int) else rule.min
+        current, changed = self.scaled.get(service.name, (initial, None))
+        values = sorted(float(v) for s in sorted(live)
+                        for v in _metric(self.world.members[s].beat, service.name, rule.metric))
+        if not settled:  # still hearing the peers' decisions: take none of our own
+            self.replicas[service.name] = min(rule.max, max(rule.min, current))
+            return False
+        policy.last_change = changed
+        wall = self.ctx.clock.wall()
+        replicas = policy.decide(current, values, wall)
+        self.replicas[service.name] = replicas
+        if replicas == current:
+            return False
+        self.scaled[service.name] = (replicas, wall)
+        record = {"at": round(wall, 3), "from": current, "to": replicas,
+                  "value": None if policy.last_value is None else round(policy.last_value, 4),
+                  "by": self.ctx.sliver}
+        kept = self.decisions.setdefault(service.name, [])
+        kept.append(record)
+        del kept[:-DECISIONS_KEPT]
+        self.count("scaling_decisions")
+        log.info("%s: %s scaled %d -> %d (%s %s over %d instances)", self.path, service.name,
+                 current, replicas, rule.metric, record["value"], len(values))
+        return True
+
+    def _merge_decision(self, name: str, entry: Any) -> bool:
+        """Take a peer's scaling decision if it is later than ours; True if taken."""
+        service = self.plan.services.get(name)
+        if service is None or service.scaling is None or not isinstance(entry, dict):
+            return False
+        replicas, changed = entry.get("replicas"), entry.get("changed")
+        if type(replicas) is not int or not isinstance(changed, (int, float)):
+            return False
+        ours = self.scaled.get(name)
+        if ours is not None and (ours[1], ours[0]) >= (changed, replicas):
+            return False
+        if ours is not None and ours[0] != replicas:
+            kept = self.decisions.setdefault(name, [])
+            kept.append({"at": round(changed, 3), "from": ours[0], "to": replicas,
+                         "value": None, "by": entry.get("by") or "peer"})
+            del kept[:-DECISIONS_KEPT]
+        self.scaled[name] = (replicas, float(changed))
+        return True
+
+    def _sample_targets(self) -> None:
+        self.sampler.set_targets({
+            name: (s.scaling.metric, self._ports.get(name, ()))
+            for name, s in self.plan.services.items() if s.scaling is not None})
+
+    def _scaling_detail(self) -> dict[str, Any]:
+        return {name: {"replicas": r, "changed": t,
+                       "value": getattr(self.policies.get(name), "last_value", None),
+                       "decisions": list(self.decisions.get(name, ()))}
+                for name, (r, t) in self.scaled.items()}
+
     # --- helpers ---------------------------------------------------------------------------
 
     def _detail(self) -> dict[str, Any]:
         return {"plan_version": self.plan.version, "share": dict(self.share),
                 "live": sorted(self.world.live()), "overshoot": dict(self.overshoot),
-                "quarantined": self._quarantine_reason()}
+                "quarantined": self._quarantine_reason(), "scaling": self._scaling_detail()}
 
     def publish_status_detail(self) -> None:
         """Re-publish the current state with the current share (not a transition)."""
@@ -463,6 +593,7 @@ class Coordinator(Actor):
         if self._timer is not None:
             self._timer.cancel()
         self._stopping.set()
+        self.sampler.stop()
         if leaving and self.publisher is not None and self.state != FAILED:
             try:
                 self.publisher.publish(self.ctx.layout.heartbeat(self.ctx.sliver), HEARTBEAT,
@@ -481,8 +612,53 @@ def _tell_ref(ref: Any, message: Any) -> bool:
     return True
 
 
+def _metric(beat: dict[str, Any], service: str, metric: str) -> list[float]:
+    """The values of ``metric`` a beat reports for ``service`` (one per instance)."""
+    metrics = beat.get("metrics")
+    values = metrics.get(service, {}) if isinstance(metrics, dict) else {}
+    values = values.get(metric) if isinstance(values, dict) else None
+    return [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)] \
+        if isinstance(values, list) else []
+
+
 def _load() -> float | None:
     try:
         return round(os.getloadavg()[0] / (os.cpu_count() or 1), 3)
     except OSError:
         return None
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml(table: dict[str, Any], prefix: str = "") -> str:
+    """``table`` (as :mod:`tomllib` reads a plan) as TOML text: scalars first, then sub-tables."""
+    lines, subtables = [], []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            subtables.append((key, value))
+        else:
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    text = "\n".join(lines) + ("\n" if lines else "")
+    for key, value in subtables:
+        name = f"{prefix}{_toml_key(key)}"
+        text += f"\n[{name}]\n" + _toml(value, f"{name}.")
+    return text
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise DsmtError(f"cannot write {value!r} back into a plan")

@@ -21,12 +21,21 @@ from dsmt.errors import DsmtError
 
 # command name -> module under dsmt.cli defining a click command named `command`
 COMMANDS = {
+    "deploy": "deploy",
+    "down": "down",
     "events": "events",
+    "inspect": "inspect",
     "keys": "keys",
     "node": "node",
     "passwd": "passwd",
+    "restart": "restart",
     "router": "router",
+    "scale": "scale",
     "status": "status",
+    "stop": "stop",
+    "top": "top",
+    "tree": "tree",
+    "undeploy": "undeploy",
     "up": "up",
 }
 

@@ -15,12 +15,14 @@ is left behind. With ``--exit-when-running`` it stops the slice and exits 0
 as soon as everything runs (a smoke test), or exits 1 on ``--timeout``.
 
 The slice's folder (a fresh temporary one unless ``--dir``) holds
-``up.json``: the router address and credentials other commands use.
+``up.json``: the router address and credentials other commands use, and
+the pid of this ``dsmt up`` (which ``dsmt down`` sends SIGTERM).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import tempfile
 import threading
@@ -73,7 +75,8 @@ def command(plan: str | None, slivers: int, folder: str | None, timeout: float,
         record = json.dumps({
             "router": "%s:%d" % slice_.address, "service": SERVICE,
             "password_file": str(root / "slice.secret"), "slice": slice_.slice,
-            "slivers": [m.name for m in slice_.members], "dir": str(root)}, indent=2)
+            "slivers": [m.name for m in slice_.members], "dir": str(root),
+            "pid": os.getpid()}, indent=2)
         (root / "up.json").write_text(record)
         _slice.home().mkdir(parents=True, exist_ok=True)
         _slice.pointer().write_text(record)
