@@ -91,6 +91,7 @@ class Node:
             registry=self.registry,
         )
         self.root: Any = None
+        self._origin: Origin | None = None
         self.exit_code: int | None = None
         self.give_up_reason: Error | None = None
         self._done = threading.Event()
@@ -107,7 +108,7 @@ class Node:
         (the hub is stopped again then).
         """
         self.hub.start()
-        origin = Origin.root(self.context)
+        origin = self._origin = Origin.root(self.context)
         try:
             self.root = Supervisor.start(origin, self._children, on_give_up=self._gave_up,
                                          **self._flags)
@@ -132,6 +133,7 @@ class Node:
             code = self.exit_code if self.exit_code is not None else EXIT_OK
             root, self.root = self.root, None
             if root is not None:
+                started = time.monotonic()
                 try:
                     root.stop(block=True, timeout=deadline)
                 except Exception as exc:  # pykka.Timeout, or the root already gone
@@ -139,6 +141,11 @@ class Node:
                         log.error("node %s: tree not stopped within %.1fs: %s",
                                   self.sliver, deadline, exc)
                         code = EXIT_DEADLINE
+                # pykka answers the stop before the actor's thread has finished
+                # its exit (final status, unregistering): wait for that too.
+                left = max(0.0, deadline - (time.monotonic() - started))
+                if self._origin.lifeline.wait_exited(left) is None:
+                    code = EXIT_DEADLINE
             self._close_hub()
             self.exit_code = code
             self._done.set()
