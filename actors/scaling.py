@@ -11,9 +11,21 @@ same beats decide alike.
 outside ``[min, max]``, and at most one change per ``cooldown`` seconds. No
 values: keep ``current`` (clamped into ``[min, max]``).
 
-Deviation, and why: each coordinator runs its own policy object, so two
-coordinators whose views differ for a beat may decide a beat apart; the
-placement they compute converges as soon as their views do.
+How coordinators agree (:class:`actors.coordinator.Coordinator`): the
+inputs are broadcast, and so is the history. ``values`` are the app's own
+metric, one value per running instance slice-wide, as the slivers' beats
+report it (:mod:`actors.metrics`); ``current`` and ``last_change`` are the
+slice's latest decision, ``(replicas, wall time)``, which every beat carries
+and every coordinator merges (the latest wins). A coordinator sets
+``last_change`` from that merged decision before it calls :meth:`decide`,
+so a step taken by any coordinator starts the cooldown everywhere, and two
+coordinators that decide the same step a beat apart decide the same
+replicas.
+
+Deviation, and why: the cooldown is measured in wall time across slivers
+(the decision's time travels in the beats), so it assumes clocks that agree
+to well under ``cooldown``; two coordinators whose views differ for a beat
+may still decide a beat apart, and the latest decision wins everywhere.
 """
 
 from __future__ import annotations
@@ -32,7 +44,7 @@ class ThresholdPolicy:
 
     def __init__(self, rule: Scaling) -> None:
         self.rule = rule
-        self.last_change: float | None = None
+        self.last_change: float | None = None  # the slice's, when a coordinator runs it
         self.last_value: float | None = None
 
     def decide(self, current: int, values: Sequence[float], now: float) -> int:
