@@ -150,11 +150,13 @@ class Keeper:
                 # Under traffic, read the stream every STREAM_PERIOD, not per
                 # message: one wake-up then serves hundreds of events, and a
                 # queue that stays non-empty costs the proxy no wake-up either.
-                if self._guard(self._absorb, stream):
+                read = self._guard(self._absorb, stream)
+                if read:
                     if watching:
                         poller.unregister(stream)
                         watching = False
-                    stream_due = now + STREAM_PERIOD
+                    # A full burst means a backlog: go on right after the other sockets.
+                    stream_due = now if read == STREAM_BATCH else now + STREAM_PERIOD
                 elif not watching:
                     poller.register(stream, zmq.POLLIN)
                     watching = True

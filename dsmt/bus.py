@@ -228,6 +228,8 @@ class Subscriber(_Owned):
         self._pending: deque[Event] = deque()
         sock = context.socket(zmq.SUB)
         self._sock = sock
+        self._poller = zmq.Poller()  # one for all waits: Socket.poll() builds one per call
+        self._poller.register(sock, zmq.POLLIN)
         try:
             sock.linger = 0
             sock.rcvhwm = hwm
@@ -264,11 +266,11 @@ class Subscriber(_Owned):
             except zmq.Again:
                 if deadline is None:
                     if timeout is None:
-                        sock.poll()
+                        self._poller.poll()
                         continue
                     deadline = time.monotonic() + timeout
                 wait = (deadline - time.monotonic()) * 1000
-                if wait <= 0 or not sock.poll(wait):
+                if wait <= 0 or not self._poller.poll(wait):
                     return None
                 continue
             if not head.more:

@@ -1,35 +1,40 @@
 """Retained state for late joiners: the zguide "clone" pattern over the hub.
 
-The hub keeps, per key (an event's channel), the newest event published with
-``retain=True``, stamped with the hub's own sequence: ``hub_seq`` counts every
-event the hub forwards, in the one order in which it forwards them. A retained
-event whose payload is ``None`` clears its key (it is still forwarded).
+The hub's keeper (:mod:`dsmt._keeper`) keeps, per key (an event's channel),
+the newest event published with ``retain=True``, stamped with its own
+sequence: ``hub_seq`` counts the events the keeper has seen on its stream,
+which is the one order in which the hub's C proxy forwards them to every
+subscriber. A retained event whose payload is ``None`` clears its key (it is
+still forwarded).
 
 Why a late joiner sees no gap and no duplicate
 ----------------------------------------------
-The hub is one thread that forwards events, keeps the store and answers
-snapshot requests, so "forwarded before the snapshot" and "after" are defined
-by that thread's order. A joining subscriber:
+The keeper is not in the forwarding path: it subscribes to everything on
+the hub's XPUB, behind the proxy. What makes the cut exact is that the
+proxy writes each message to every subscriber's queue in the same order,
+the keeper's included. A joining subscriber:
 
 1. subscribes to its prefixes and to a private *sync channel*
    (:func:`dsmt.hub.sync_channel`), and waits for the hub's *welcome* on it;
    subscriptions travel in order on one pipe, so once the hub has seen the
    sync subscription every data subscription is live;
 2. sends a snapshot request (prefixes, its sync channel, a token);
-3. the hub, in one step, copies the retained events under the prefixes and
-   publishes a *marker* event (payload ``{"kind": "snapshot", "token": ...,
-   "hub_seq": H}``) on the sync channel, into the same outgoing stream as the
-   data; the reply carries the same ``H``;
-4. the subscriber drops every event it receives before the marker (each was
-   forwarded before the snapshot was taken, so its effect is in the snapshot
-   or superseded by it), applies the snapshot, then delivers everything after
-   the marker (forwarded after the snapshot, so newer than it).
+3. the keeper publishes a *marker* event (payload ``{"kind": "snapshot",
+   "token": ...}``) on the sync channel, through the proxy like any event,
+   and keeps the request waiting; when the marker comes back on its own
+   stream, it reads the store at once (everything before the marker in the
+   stream, nothing after) and replies with the events and ``hub_seq``;
+4. the subscriber drops every event it receives before the marker (each
+   came before the cut, so its effect is in the snapshot or superseded by
+   it), applies the snapshot, then delivers everything after the marker.
 
-ZeroMQ delivers one publisher socket's messages to one subscriber in order,
-and the subscriber was subscribed before step 3 (step 1), so the stream after
-the marker is exactly the events forwarded after ``H``: nothing twice, nothing
-missing (unless a high-water mark dropped some, which the gap detector
-reports).
+The subscriber was subscribed before the marker passed the proxy (step 1),
+so its stream after the marker is exactly the keeper's stream after the
+marker restricted to its prefixes: nothing twice, nothing missing (unless a
+high-water mark dropped some, which the gap detector reports), whatever
+number of senders write the same key. A per-key version cut (drop a live
+event older than the snapshot's event for its key) would be exact only for
+one sender per key; the stream-position cut needs no versions.
 
 Request (a client DEALER to the hub ROUTER), one multipart message::
 
@@ -92,7 +97,7 @@ class Snapshot:
 
 
 class RetainedStore:
-    """The newest retained event per key, in hub-sequence order. Hub thread only."""
+    """The newest retained event per key, in hub-sequence order. Keeper thread only."""
 
     def __init__(self, max_keys: int = MAX_STORE_KEYS) -> None:
         # A plain dict keeps insertion order, and every put re-inserts its key
