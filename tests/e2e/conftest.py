@@ -7,6 +7,7 @@ nothing started under the slice's folder may survive a test.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -54,7 +55,8 @@ def local_slice():
     for s in made:
         s.stop()
         assert s.processes() == [], "processes left behind"
-        shutil.rmtree(s.root, ignore_errors=True)
+        if not os.environ.get("DSMT_E2E_KEEP"):  # keep the logs to debug a failure
+            shutil.rmtree(s.root, ignore_errors=True)
 
 
 class Watcher:

@@ -43,6 +43,7 @@ def test_a_signed_restart_restarts_the_app_monitor_and_forged_or_replayed_ones_a
     slice_.start()
     layout = slice_.layout
     watcher = Watcher(slice_, layout.status("app-monitor", "s1"))
+    commanders = Watcher(slice_, layout.status("commander", "s1"))
     view = SliceView([slice_.address], "dsmt", slice_.password, layout).start(BOUND)
     try:
         for sliver in ("s1", "s2"):
@@ -53,6 +54,9 @@ def test_a_signed_restart_restarts_the_app_monitor_and_forged_or_replayed_ones_a
         wait_for(lambda: watcher.on(layout.status("app-monitor", "s1")), timeout=BOUND,
                  message="a status of /s1/app-monitor through the router")
         first_epoch = max(e.epoch for e in watcher.on(layout.status("app-monitor", "s1")))
+        wait_for(lambda: commanders.on(layout.status("commander", "s1")), timeout=BOUND,
+                 message="a status of /s1/commander through the router")
+        commander_epoch = max(e.epoch for e in commanders.on(layout.status("commander", "s1")))
 
         with CommandRequest(view.client, slice_.key, layout, "s1", "restart",
                             {"path": "/s1/app-monitor"}) as restart:
@@ -65,7 +69,11 @@ def test_a_signed_restart_restarts_the_app_monitor_and_forged_or_replayed_ones_a
                      timeout=BOUND, message="a new /s1/app-monitor running")
 
             # The same signed payload again, as a new event: a replay, even though the
-            # restart above restarted the commander too (rest_for_one).
+            # restart above restarted the commander too (rest_for_one). PsEPR keeps
+            # nothing for absent subscribers, so replay only to the new commander.
+            wait_for(lambda: any(e.epoch > commander_epoch and e.payload.get("state") == "running"
+                                 for e in commanders.on(layout.status("commander", "s1"))),
+                     timeout=BOUND, message="the restarted /s1/commander running")
             restart.send()
             replayed = restart.reply(BOUND)
             assert (replayed["outcome"], replayed["reason"]) == ("rejected", "replayed"), replayed
@@ -78,9 +86,9 @@ def test_a_signed_restart_restarts_the_app_monitor_and_forged_or_replayed_ones_a
                                  {"path": "/s2/commander"}, timeout=BOUND)
         assert inspected["outcome"] == "done" and inspected["sliver"] == "s2"
         assert inspected["result"]["key"]["loaded"] is True
-        # SliceView.wait holds the lock that status() takes: poll instead.
         wait_for(lambda: (view.status("s1", "commander") or {}).get("rejected", 0) >= 1,
                  timeout=BOUND, message=lambda: f"{view.status('s1', 'commander')}")
     finally:
         view.close()
         watcher.close()
+        commanders.close()
