@@ -1,8 +1,8 @@
 """Hub benchmark: DSMT events/s through the hub next to raw pyzmq through a C proxy.
 
-Run: ``python -m benchmarks hub [--events N] [--rounds R] [--idle K]`` (JSON on
-stdout; ``make bench BENCH_ARGS=hub``). Defaults: 100,000 events, 5 rounds,
-1,000 idle subscriptions.
+Run: ``python -m benchmarks hub [--events N] [--rounds R] [--idle K] [--actors A]
+[--asks Q]`` (JSON on stdout; ``make bench BENCH_ARGS=hub``). Defaults: 100,000
+events, 5 rounds, 1,000 idle subscriptions, 1,000 actors, 10,000 asks.
 
 Every figure is publisher -> middle -> subscriber in three processes on this
 machine, with the same bytes on the wire, in the same run:
@@ -11,9 +11,9 @@ machine, with the same bytes on the wire, in the same run:
   body]`` frames of DSMT status events (``send(ch, SNDMORE)``, ``send(body)``)
   into a plain XSUB/XPUB ``zmq.proxy``; the subscriber does ``recv()`` twice.
 - ``dsmt``: the Bus API end to end: ``Publisher.publish`` (stamps an Event,
-  codec.encode) -> :class:`dsmt.hub.Hub` (decodes, validates, keeps retained
-  state, forwards) -> ``Subscriber.recv`` (codec.decode to an Event, gap
-  detection).
+  codec.encode) -> :class:`dsmt.hub.Hub` (the C proxy forwards; its keeper
+  thread, subscribed to everything, validates and keeps the retained state)
+  -> ``Subscriber.recv`` (codec.decode to an Event, gap detection).
 - ``dsmt_via_plain_proxy``: the same Publisher and the same decoding
   subscriber loop, but through the C proxy instead of the hub: what the
   event model costs without the hub, so the hub's own share is visible.
@@ -29,6 +29,13 @@ Memory: RSS growth of a client process holding ``--idle`` idle Bus
 subscribers (and, as the baseline, the same number of raw SUB sockets), and
 the hub process's growth while they are connected (both kinds wait for the
 hub's welcome, so every connection is complete when RSS is read).
+
+Actors (``actors``): in a fresh process, ``ask()`` round trips to one DSMT
+actor (p50/p99 over ``--asks`` calls) next to the same loop on a bare
+``pykka.ThreadingActor``; and the RSS growth of ``--actors`` idle DSMT
+actors under one supervisor (no bus: ``publishers=None``) next to as many
+bare pykka actors. CPU time per event (``cpu_us_per_event``) counts every
+thread of each process, ZeroMQ's I/O threads included.
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--actors", type=int, default=1000)
+    parser.add_argument("--asks", type=int, default=10_000)
     args = parser.parse_args(argv or [])
     mp_ctx = mp.get_context("spawn")
     runs: dict[str, list[dict]] = {"baseline": [], "dsmt": [], "dsmt_via_plain_proxy": []}
@@ -80,7 +89,14 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if args.idle:
         result["memory"] = _memory(mp_ctx, args.idle)
+    if args.actors or args.asks:
+        result["actors"] = _actors(mp_ctx, args.actors, args.asks)
     print(json.dumps(result, indent=2))
+    ratio = result["ratio_dsmt_to_baseline"]
+    print(f"dsmt/baseline: median {ratio['median']} (min {ratio['min']}, max {ratio['max']}, "
+          f"spread {ratio['spread_pct']}%) over {args.rounds} rounds; lost: "
+          + ", ".join(f"{mode} {result[mode]['lost_total']}" for mode in runs),
+          file=sys.stderr)
     return result
 
 
@@ -409,6 +425,88 @@ def _idle_client(kind: str, endpoints: tuple, count: int, results: Any) -> None:
     for item in held:
         item.close()
     context.term()
+
+
+# -- actors -------------------------------------------------------------------------
+
+
+def _actors(mp_ctx: Any, count: int, asks: int) -> dict:
+    out: dict[str, Any] = {}
+    for kind in ("pykka", "dsmt"):
+        results = mp_ctx.Queue()
+        proc = mp_ctx.Process(target=_actor_process, args=(kind, count, asks, results))
+        proc.start()
+        out[kind] = results.get(timeout=TIMEOUT)
+        proc.join(TIMEOUT)
+    if asks:
+        out["ask_p50_ratio_dsmt_to_pykka"] = round(
+            out["dsmt"]["ask_us"]["p50"] / out["pykka"]["ask_us"]["p50"], 2)
+    return out
+
+
+def _actor_process(kind: str, count: int, asks: int, results: Any) -> None:
+    import psutil
+    import pykka
+
+    if kind == "pykka":
+        class Echo(pykka.ThreadingActor):
+            def on_receive(self, message: Any) -> Any:
+                return message
+
+        def start_many(n: int) -> Any:
+            refs = [Echo.start() for _ in range(n)]
+            return refs, lambda: [ref.stop() for ref in refs]
+    else:
+        from dsmt.actor import Actor, Origin
+        from dsmt.channels import Layout
+        from dsmt.childspec import ChildSpec
+        from dsmt.context import Context
+        from dsmt.registry import Registry
+        from dsmt.supervisor import Supervisor
+        from dsmt.testing import stop_all
+
+        class Echo(Actor):  # type: ignore[no-redef]
+            def on_receive(self, message: Any) -> Any:
+                return message
+
+        registry = Registry()
+        ctx = Context(sliver="bench", layout=Layout("bench"), registry=registry)
+
+        def start_many(n: int) -> Any:
+            origin = Origin.root(ctx)
+            ref = Supervisor.start(origin, [ChildSpec(f"w{i}", Echo, {}) for i in range(n)])
+            _must(origin.lifeline.wait_started(TIMEOUT) is not None, "supervisor did not start")
+            children = ref.proxy().which_children().get(timeout=TIMEOUT)
+            return [child.ref for child in children], lambda: stop_all(registry, TIMEOUT)
+
+    out: dict[str, Any] = {}
+    if asks:
+        refs, stop = start_many(1)
+        ask = refs[0].ask
+        for i in range(min(asks, 1000)):  # warm up
+            ask(i)
+        samples = []
+        for i in range(asks):
+            t0 = time.perf_counter()
+            ask(i)
+            samples.append(time.perf_counter() - t0)
+        stop()
+        samples.sort()
+        out["ask_us"] = {"p50": round(samples[len(samples) // 2] * 1e6, 1),
+                         "p99": round(samples[int(len(samples) * 0.99)] * 1e6, 1),
+                         "calls": asks}
+    if count:
+        me = psutil.Process()
+        before = me.memory_info().rss
+        refs, stop = start_many(count)
+        _must(len(refs) == count, f"only {len(refs)} actors started")
+        grown = me.memory_info().rss - before
+        stop()
+        out["idle_actors"] = count
+        out["rss_growth_kib"] = round(grown / 1024)
+        out["per_actor_kib"] = round(grown / 1024 / count, 1)
+    pykka.ActorRegistry.stop_all(block=True, timeout=TIMEOUT)
+    results.put(out)
 
 
 # -- statistics ---------------------------------------------------------------------
