@@ -13,6 +13,7 @@ BENCHMARKS = {
     "hub": "benchmarks.hub",
     "router": "benchmarks.router",
     "restart": "benchmarks.restart",
+    "slice": "benchmarks.slice",
 }
 
 

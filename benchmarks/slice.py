@@ -1,0 +1,423 @@
+"""Slice deploy and fail-over time for N slivers on this machine, and the memory they take.
+
+``python -m benchmarks slice [--slivers 10,30] [--kills 3] [--restarts 3]``
+
+For each N a :class:`actors.localslice.LocalSlice` (one PsEPR router, N
+``dsmt node`` processes, heartbeat 1 s, a peer suspected after k = 3 missed
+beats) is started with no plan. Then:
+
+- **deploy**: a plan with one 3-instance demo-app service is published on
+  the plan channel (retained, as ``dsmt deploy`` does); measured from the
+  publish to all 3 instances answering ``GET /health`` (every eligible
+  sliver installs the package, 3 of them start it);
+- **fail-over**, ``--kills`` times, each time on another sliver that runs
+  an instance: kill -9 of the sliver's node process and of its app
+  processes; measured from the kill to (1) the first coordinator status
+  whose ``live`` list no longer names the victim (detection + placement, as
+  the replacing sliver publishes its new share), (2) the replacement
+  printing "listening" (start), (3) 3 instances answering ``/health``;
+- **baselines, same run**: the detection floor, heartbeat × k (no sliver
+  can tell a silent peer from a slow one earlier; measured from the kill it
+  is between (k − 1) and k heartbeats, as the victim's last beat went out up
+  to one period before the kill), and the bare restart of
+  a local instance (kill -9 of one app process → ``/health`` answers again
+  on the same sliver and port: the app supervisor's path, no placement);
+- **memory**: RSS and USS of every node process (and threads: pykka actors
+  are one thread each), of the app instances and of the router; the USS of
+  a bare interpreter that imports what a node imports, so the part the
+  running actors add shows (per node and per thread).
+
+Progress goes to stderr, the JSON report to stdout: per N the figures as
+median/min/max/spread, then how they grow from the smallest to the largest
+N (ratio). Everything runs under ``/tmp/dsmt-bench-*``; every process it
+started is killed at the end, even on failure or Ctrl-C. A 30-sliver run
+takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+
+from actors.deploy.package import build_demo
+from actors.localslice import SERVICE, LocalSlice
+from dsmt.event import RECORD, STATUS, Address, Sequencer
+from gateways.psepr.client import Client
+
+HEARTBEAT = 1.0        # the node default (nodeconf)
+SUSPECT_AFTER = 3      # the node default: k missed beats
+REPLICAS = 3
+APP = "demo-app"
+POLL = 0.01
+LISTENING = re.compile(rb"listening on ([\d.]+):(\d+)")
+NODE_IMPORTS = "import dsmt.cli, dsmt.node, actors.sliver, gateways.bridge"
+
+
+def log(*args: Any) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(POLL)
+    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"n": 0}
+    return {"n": len(ordered), "median": round(statistics.median(ordered), 3),
+            "min": round(ordered[0], 3), "max": round(ordered[-1], 3),
+            "spread": round(ordered[-1] - ordered[0], 3),
+            "stdev": round(statistics.stdev(ordered), 3) if len(ordered) > 1 else 0.0,
+            "samples": [round(v, 3) for v in values]}
+
+
+# --- what runs where --------------------------------------------------------------------
+
+
+def port_of(slice_: LocalSlice, sliver: str, instance: int) -> int | None:
+    path = slice_.member(sliver).workspace / "logs" / f"{APP}-{instance}.out.log"
+    try:
+        found = LISTENING.findall(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    return int(found[-1][1]) if found else None
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+def alive(slice_: LocalSlice, exclude: set[str]) -> list[str]:
+    return [m.name for m in slice_.members if m.name not in exclude
+            and m.process is not None and m.process.poll() is None]
+
+
+def instances(slice_: LocalSlice, exclude: set[str]) -> dict[tuple[str, int], int]:
+    """``(sliver, instance) → port`` of every instance that answers /health (not ``exclude``)."""
+    found = {}
+    for name in alive(slice_, exclude):
+        for i in range(REPLICAS):
+            port = port_of(slice_, name, i)
+            if port is not None and healthy(port):
+                found[(name, i)] = port
+    return found
+
+
+def app_processes(slice_: LocalSlice, sliver: str) -> list[psutil.Process]:
+    root = str(slice_.member(sliver).workspace.resolve()) + os.sep
+    return [p for p in psutil.process_iter(["cwd", "cmdline"])
+            if (p.info.get("cwd") or "").startswith(root)
+            and any(part.endswith("server.py") for part in p.info.get("cmdline") or ())]
+
+
+class Watch:
+    """A PsEPR client on the slice's base channel: arrival time of every status and beat."""
+
+    def __init__(self, slice_: LocalSlice) -> None:
+        self.layout = slice_.layout
+        self.events: list[tuple[float, Any]] = []
+        self.lock = threading.Lock()
+        self.client = Client([slice_.address], SERVICE, slice_.password, instance="bench",
+                             reconnect_pause=0.1).start()
+        self.lease = self.client.lease(self.layout.base, self._seen)
+        wait_until(lambda: self.lease.state == "granted", 30, "the lease on the slice")
+
+    def _seen(self, event: Any) -> None:
+        with self.lock:
+            self.events.append((time.monotonic(), event))
+
+    def beating(self, since: float) -> set[str]:
+        with self.lock:
+            return {s for t, e in self.events if t >= since
+                    for s in [self.layout.parse_heartbeat(e.channel)] if s}
+
+    def placed_without(self, victim: str, since: float) -> float | None:
+        """Arrival of the first coordinator status after ``since`` whose ``live`` lacks ``victim``."""
+        with self.lock:
+            for t, e in self.events:
+                if t < since or e.type != STATUS or not isinstance(e.payload, dict):
+                    continue
+                live = e.payload.get("live")
+                if str(e.payload.get("path", "")).endswith("/coordinator") and \
+                        isinstance(live, list) and live and victim not in live:
+                    return t
+        return None
+
+    def publish_plan(self, text: str, version: int = 1) -> None:
+        assert self.client.wait_connected(10)
+        event = Sequencer(Address("bench", "slice")).make(
+            self.layout.plan(), RECORD, {"version": version, "toml": text}, retain=True)
+        self.client.publish(event)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# --- memory -----------------------------------------------------------------------------
+
+
+def memory(slice_: LocalSlice, exclude: set[str]) -> dict[str, Any]:
+    def mem(p: psutil.Process) -> tuple[float, float, int]:
+        info = p.memory_full_info()
+        return info.rss / 2**20, info.uss / 2**20, p.num_threads()
+
+    nodes = [mem(psutil.Process(slice_.member(n).process.pid)) for n in alive(slice_, exclude)]
+    apps = [mem(p) for n in alive(slice_, exclude) for p in app_processes(slice_, n)]
+    router = mem(psutil.Process(slice_.router.pid))
+    bare = bare_interpreter()
+    node_uss = statistics.median(u for _, u, _ in nodes)
+    threads = statistics.median(t for _, _, t in nodes)
+    return {
+        "node_rss_mib": summary([r for r, _, _ in nodes]),
+        "node_uss_mib": summary([u for _, u, _ in nodes]),
+        "node_threads": summary([float(t) for _, _, t in nodes]),
+        "app_instance_rss_mib": summary([r for r, _, _ in apps]),
+        "router_rss_mib": round(router[0], 1),
+        "bare_interpreter_with_node_imports_uss_mib": round(bare, 1),
+        "node_above_imports_uss_mib": round(node_uss - bare, 1),
+        "per_thread_above_imports_kib": round((node_uss - bare) * 1024 / max(threads, 1), 1),
+        "slice_total_rss_mib": round(sum(r for r, _, _ in nodes + apps) + router[0], 1),
+    }
+
+
+def bare_interpreter() -> float:
+    code = (f"{NODE_IMPORTS}\nimport psutil\n"
+            "print(psutil.Process().memory_full_info().uss / 2**20)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    return float(out.stdout.strip())
+
+
+# --- one N --------------------------------------------------------------------------------
+
+
+def plan_text(archive: Path, sha256: str) -> str:
+    return (f'version = 1\n\n[services.{APP}]\npackage = "file://{archive}"\n'
+            f'sha256 = "{sha256}"\nversion = "1.0.0"\nreplicas = {REPLICAS}\n')
+
+
+def kill_sliver(slice_: LocalSlice, name: str) -> float:
+    """kill -9 of the sliver's node and its app processes; returns the kill time."""
+    member = slice_.member(name)
+    doomed = app_processes(slice_, name)
+    killed = time.monotonic()
+    os.kill(member.process.pid, signal.SIGKILL)
+    for p in doomed:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    member.process.wait()
+    psutil.wait_procs(doomed, timeout=5)
+    return killed
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def bare_restart(slice_: LocalSlice, sliver: str, port: int) -> float:
+    """kill -9 of one app process → /health answers again on the same port (seconds)."""
+    mine = app_processes(slice_, sliver)
+    if len(mine) != 1:  # 3 replicas on >= 3 slivers: one instance per sliver
+        raise RuntimeError(f"{sliver}: expected one app process, found {len(mine)}")
+    process = mine[0]
+    killed = time.monotonic()
+    process.kill()
+    wait_until(lambda: gone(process.pid), 10, "the killed app process to go")
+    wait_until(lambda: healthy(port), 30, f"{sliver}'s instance back on {port}")
+    return time.monotonic() - killed
+
+
+def stable(slice_: LocalSlice, exclude: set[str], timeout: float) -> dict[tuple[str, int], int]:
+    """Wait for exactly REPLICAS healthy instances for two heartbeat periods."""
+    since: list[float] = []
+
+    def check() -> Any:
+        now = instances(slice_, exclude)
+        if len(now) != REPLICAS:
+            since.clear()
+            return None
+        if not since:
+            since.append(time.monotonic())
+        return now if time.monotonic() - since[0] >= 2 * HEARTBEAT else None
+
+    return wait_until(check, timeout, f"{REPLICAS} healthy instances")
+
+
+def run_one(n: int, kills: int, restarts: int, archive: Path, sha256: str) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="dsmt-bench-", dir="/tmp"))
+    slice_ = LocalSlice(root, slivers=n)
+    watch = None
+    try:
+        log(f"[{n}] starting the router and {n} slivers in {root}")
+        t0 = time.monotonic()
+        slice_.start()
+        watch = Watch(slice_)
+        wait_until(lambda: len(watch.beating(t0)) == n, 60 + 3 * n, f"{n} slivers beating")
+        started = time.monotonic() - t0
+        time.sleep(2 * HEARTBEAT)  # every coordinator has heard every peer
+        log(f"[{n}] all beating after {started:.1f}s; deploying {REPLICAS} instances")
+
+        published = time.monotonic()
+        watch.publish_plan(plan_text(archive, sha256))
+        first = wait_until(lambda: instances(slice_, set()), 120, "the first healthy instance")
+        first_at = time.monotonic() - published
+        wait_until(lambda: len(instances(slice_, set())) >= REPLICAS, 120,
+                   f"{REPLICAS} healthy instances")
+        deploy = time.monotonic() - published
+        log(f"[{n}] deployed: first healthy {first_at:.2f}s, all {deploy:.2f}s ({sorted(first)})")
+        placed = stable(slice_, set(), 60)
+
+        mem = memory(slice_, set())
+        log(f"[{n}] node RSS median {mem['node_rss_mib']['median']} MiB, "
+            f"USS {mem['node_uss_mib']['median']} MiB")
+
+        restart_times = []
+        for i in range(restarts):
+            (sliver, _), port = sorted(placed.items())[i % len(placed)]
+            restart_times.append(bare_restart(slice_, sliver, port))
+            log(f"[{n}] bare restart {i + 1}/{restarts} on {sliver}: {restart_times[-1]:.3f}s")
+            placed = stable(slice_, set(), 60)
+
+        dead: set[str] = set()
+        detect, start, heal = [], [], []
+        for i in range(kills):
+            victim = sorted({s for s, _ in placed} - dead)[0]
+            before = set(placed)
+            killed = kill_sliver(slice_, victim)
+            dead.add(victim)
+            started_at: list[float] = []
+
+            def replaced() -> bool:
+                if not started_at:
+                    for name in alive(slice_, dead):
+                        if (name, 0) not in before and (name, 1) not in before and \
+                                port_of(slice_, name, 0) is not None:
+                            started_at.append(time.monotonic())
+                            break
+                return len(instances(slice_, dead)) >= REPLICAS
+
+            wait_until(replaced, 60, f"a replacement for {victim}'s instance")
+            healed = time.monotonic()
+            noticed = wait_until(lambda: watch.placed_without(victim, killed), 10,
+                                 "a coordinator status without the victim")
+            detect.append(noticed - killed)
+            start.append((started_at[0] if started_at else healed) - killed)
+            heal.append(healed - killed)
+            log(f"[{n}] kill {i + 1}/{kills} of {victim}: placed {detect[-1]:.2f}s, "
+                f"started {start[-1]:.2f}s, healthy {heal[-1]:.2f}s")
+            placed = stable(slice_, dead, 60)
+
+        return {"slivers": n, "all_beating_s": round(started, 2),
+                "deploy_s": {"first_healthy": round(first_at, 3), "all_healthy": round(deploy, 3)},
+                "failover_s": {"detected_and_placed": summary(detect),
+                               "replacement_started": summary(start),
+                               "all_healthy": summary(heal)},
+                "bare_restart_s": summary(restart_times),
+                "memory": mem}
+    finally:
+        if watch is not None:
+            watch.close()
+        slice_.stop()
+        leftovers = slice_.processes()
+        for p in leftovers:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(leftovers, timeout=5)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run(counts: list[int], kills: int, restarts: int) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="dsmt-bench-pkg-", dir="/tmp"))
+    try:
+        archive, sha256 = build_demo(work)
+        results = [run_one(n, kills, restarts, archive, sha256) for n in counts]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    floor = HEARTBEAT * SUSPECT_AFTER
+    report: dict[str, Any] = {
+        "benchmark": "slice",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "loadavg": [round(x, 2) for x in os.getloadavg()]},
+        "heartbeat_s": HEARTBEAT, "k": SUSPECT_AFTER, "replicas": REPLICAS,
+        "baseline": {"detection_floor_s": floor,
+                     "bare_restart_median_s": {r["slivers"]: r["bare_restart_s"].get("median")
+                                               for r in results}},
+        "results": results,
+    }
+    for r in results:
+        heal = r["failover_s"]["all_healthy"]["median"]
+        placed = r["failover_s"]["detected_and_placed"]["median"]
+        r["failover_breakdown_median_s"] = {
+            "detection_floor": floor,
+            "detection_and_placement_above_floor": round(placed - floor, 3),
+            "start_to_healthy": round(heal - placed, 3),
+            "total_vs_floor": round(heal / floor, 2)}
+    if len(results) > 1:
+        small, large = results[0], results[-1]
+        key = f"{large['slivers']}_vs_{small['slivers']}"
+        report["growth"] = {
+            key: {"deploy_all_healthy": _ratio(large["deploy_s"]["all_healthy"],
+                                               small["deploy_s"]["all_healthy"]),
+                  "failover_all_healthy_median": _ratio(
+                      large["failover_s"]["all_healthy"]["median"],
+                      small["failover_s"]["all_healthy"]["median"]),
+                  "failover_detected_and_placed_median": _ratio(
+                      large["failover_s"]["detected_and_placed"]["median"],
+                      small["failover_s"]["detected_and_placed"]["median"]),
+                  "node_rss_median": _ratio(large["memory"]["node_rss_mib"]["median"],
+                                            small["memory"]["node_rss_mib"]["median"])}}
+    return report
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks slice", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--slivers", default="10,30",
+                        help="comma-separated slice sizes (default 10,30)")
+    parser.add_argument("--kills", type=int, default=3, help="sliver kills per size (default 3)")
+    parser.add_argument("--restarts", type=int, default=3,
+                        help="bare instance restarts per size (default 3)")
+    args = parser.parse_args(argv)
+    counts = [int(x) for x in args.slivers.split(",") if x.strip()]
+    if any(n < args.kills + REPLICAS for n in counts):
+        parser.error(f"every size needs at least kills + {REPLICAS} slivers")
+    json.dump(run(counts, args.kills, args.restarts), sys.stdout, indent=2)
+    print()
