@@ -47,7 +47,10 @@ takes the mean over every instance of the live slivers. The beat also
 carries the slice's latest decision per service (``scaling: {service:
 {replicas, changed}}``, ``changed`` a wall time); every coordinator merges
 the peers' (the latest wins), decides from the merged one (so the cooldown
-runs from the last step anyone took) and only after ``settle``. The
+runs from the last step anyone took) and only after ``settle``. A
+decision counts under the plan version it was taken with: a new plan that
+changes the service (``dsmt scale``) starts again from its ``replicas``,
+clamped into ``[min, max]``. The
 decisions (``at``, ``from``, ``to``, ``value``) are in the status detail
 and ``inspect()`` under ``scaling``.
 
@@ -266,6 +269,9 @@ class Coordinator(Actor):
         self.plan, self.plan_text, self.plan_error = new, text, None
         self._persist(text)
         self.count("plans_adopted")
+        for name in list(self.scaled):
+            if old.services.get(name) != new.services.get(name):
+                del self.scaled[name]  # a changed service starts again from the plan's replicas
         for name in old.services:
             if name not in new.services:
                 self._tell(self.agent_path, Undeploy(name))
@@ -431,7 +437,7 @@ class Coordinator(Actor):
                 "plan_version": self.plan.version, "labels": list(self.labels),
                 "services": dict(self.running_here), "assigned": dict(self.share),
                 "load": {"load": _load()}, "metrics": self.sampler.snapshot(),
-                "scaling": {name: {"replicas": r, "changed": t}
+                "scaling": {name: {"replicas": r, "changed": t, "plan": self.plan.version}
                             for name, (r, t) in self.scaled.items()},
                 "quarantined": self._quarantine_reason(),
                 "restarts": self.counters.get("assign_changes", 0)}
@@ -512,8 +518,9 @@ class Coordinator(Actor):
         if service is None or service.scaling is None or not isinstance(entry, dict):
             return False
         replicas, changed = entry.get("replicas"), entry.get("changed")
-        if type(replicas) is not int or not isinstance(changed, (int, float)):
-            return False
+        if type(replicas) is not int or not isinstance(changed, (int, float)) \
+                or entry.get("plan") != self.plan.version:
+            return False  # a decision under another plan does not count
         ours = self.scaled.get(name)
         if ours is not None and (ours[1], ours[0]) >= (changed, replicas):
             return False

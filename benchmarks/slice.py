@@ -297,7 +297,16 @@ def run_one(n: int, kills: int, restarts: int, archive: Path, sha256: str) -> di
                    f"{REPLICAS} healthy instances")
         deploy = time.monotonic() - published
         log(f"[{n}] deployed: first healthy {first_at:.2f}s, all {deploy:.2f}s ({sorted(first)})")
-        placed = stable(slice_, set(), 60)
+        try:
+            placed = stable(slice_, set(), 60)
+        except RuntimeError as exc:  # e.g. overshoot: report it instead of the fail-over
+            return {"slivers": n, "all_beating_s": round(started, 2),
+                    "deploy_s": {"first_healthy": round(first_at, 3),
+                                 "all_healthy": round(deploy, 3)},
+                    "error": f"{exc}: {len(instances(slice_, set()))} healthy instances "
+                             f"for replicas={REPLICAS}",
+                    "loadavg": [round(x, 2) for x in os.getloadavg()],
+                    "memory": memory(slice_, set())}
 
         mem = memory(slice_, set())
         log(f"[{n}] node RSS median {mem['node_rss_mib']['median']} MiB, "
@@ -375,10 +384,11 @@ def run(counts: list[int], kills: int, restarts: int) -> dict[str, Any]:
         "heartbeat_s": HEARTBEAT, "k": SUSPECT_AFTER, "replicas": REPLICAS,
         "baseline": {"detection_floor_s": floor,
                      "bare_restart_median_s": {r["slivers"]: r["bare_restart_s"].get("median")
-                                               for r in results}},
+                                               for r in results if "error" not in r}},
         "results": results,
     }
-    for r in results:
+    results_ok = [r for r in results if "error" not in r]
+    for r in results_ok:
         heal = r["failover_s"]["all_healthy"]["median"]
         placed = r["failover_s"]["detected_and_placed"]["median"]
         r["failover_breakdown_median_s"] = {
@@ -386,8 +396,8 @@ def run(counts: list[int], kills: int, restarts: int) -> dict[str, Any]:
             "detection_and_placement_above_floor": round(placed - floor, 3),
             "start_to_healthy": round(heal - placed, 3),
             "total_vs_floor": round(heal / floor, 2)}
-    if len(results) > 1:
-        small, large = results[0], results[-1]
+    if len(results_ok) > 1:
+        small, large = results_ok[0], results_ok[-1]
         key = f"{large['slivers']}_vs_{small['slivers']}"
         report["growth"] = {
             key: {"deploy_all_healthy": _ratio(large["deploy_s"]["all_healthy"],
