@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 
 import click
 
@@ -49,11 +50,27 @@ def command(timeout: float) -> None:
         path.unlink(missing_ok=True)
         raise DsmtError(f"{path}: `dsmt up` (pid {pid}) is not running; removed the record") \
             from None
-    try:
-        process.wait(timeout)
-    except psutil.TimeoutExpired:
-        raise DsmtError(f"`dsmt up` (pid {pid}) still running after {timeout}s") from None
+    if not _ended(process, timeout):
+        raise DsmtError(f"`dsmt up` (pid {pid}) still running after {timeout}s")
     click.echo(f"stopped the slice in {record.get('dir')}")
+
+
+def _ended(process, timeout: float) -> bool:
+    """Wait until the process is gone, or a zombie its parent has not reaped yet."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+            process.wait(0.1)
+            return True
+        except psutil.NoSuchProcess:
+            return True
+        except psutil.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                return False
 
 
 def _is_up(process) -> bool:
