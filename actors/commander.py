@@ -231,8 +231,13 @@ class Commander(Actor):
         raise CommandFailed(f"unknown command {name!r}")
 
     def _target(self, args: Any, *, allow_self: bool = False) -> tuple[str, Any]:
+        """The path and ref of a command's target; ``allow_self`` (inspect) also admits
+        the commander and the sliver's root (a bounded ask: the root never waits on us
+        except while restarting us, and then the ask times out)."""
         path = args.get("path")
         base = f"/{self.ctx.sliver}/"
+        if allow_self and path == base.rstrip("/"):
+            return path, self._ref(path)
         if not isinstance(path, str) or not path.startswith(base) or path.endswith("/"):
             raise CommandFailed(f"path must be an actor under {base}, got {path!r}")
         if path == self.path and not allow_self:

@@ -8,8 +8,7 @@ Usage::
 The tree comes from the slivers' status events (every actor publishes one;
 its ``path`` places it), collected for ``--wait`` seconds after a resync.
 The restart counters come from the supervisors: every actor with children
-(but the sliver's root, which the commander does not inspect) gets a signed
-``inspect``, all sent at once; each child record there gives its restarts,
+(the sliver's root included) gets a signed ``inspect``, all sent at once; each child record there gives its restarts,
 its supervisor's restarts left in the intensity window, and the time of a
 pending restart (backoff). Printed as a rich tree, one per sliver.
 
@@ -26,8 +25,8 @@ pending restart (backoff). Printed as a rich tree, one per sliver.
      "next_backoff_in": 0.8,        # seconds from now until then, or null
      "children": [...]}
 
-Counters are null where no supervisor answered (the root's direct children,
-or a supervisor that did not reply within ``--timeout``).
+Counters are null where no supervisor answered within ``--timeout`` (the root
+itself has no supervisor in the tree: the OS restarts the node).
 """
 
 from __future__ import annotations
@@ -102,7 +101,7 @@ def _supervision(view, key: bytes, nodes, timeout: float) -> None:
     """Inspect every supervisor (all at once) and copy its child records into ``nodes``."""
     from gateways.commands import CommandRequest
 
-    parents = sorted({(s, p.rpartition("/")[0]) for s, p in nodes if p.count("/") > 2})
+    parents = sorted({(s, p.rpartition("/")[0]) for s, p in nodes if p.count("/") > 1})
     requests = []
     try:
         for sliver, path in parents:
