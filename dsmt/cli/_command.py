@@ -139,3 +139,22 @@ def plan_command(view: Any, key: bytes, sliver: str, command: str, args: dict[st
                     return reply
         except TimeoutError as exc:
             raise DsmtError(f"{command} via {sliver}: {exc}") from None
+
+
+def path_command(name: str, help: str) -> click.Command:
+    """The click command that sends the signed command ``name`` to the actor at SLIVER:PATH."""
+
+    @click.command(name=name, help=help)
+    @click.argument("target")
+    @click.option("--timeout", default=10.0, show_default=True,
+                  help="Seconds to wait for the reply.")
+    @key_option
+    @_slice.options
+    def command(target, timeout, key_file, router, service, password_file, slice_) -> None:
+        sliver, path = parse_target(target)
+        key = load_key(key_file)
+        with view(router, service, password_file, slice_) as slice_view:
+            reply = send(slice_view, key, sliver, name, {"path": path}, timeout)
+        click.echo(f"{name} {path} on {sliver}: {reply['outcome']}")
+
+    return command

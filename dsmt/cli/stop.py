@@ -17,20 +17,6 @@ fails (no actor at PATH, the commander itself, ...) or gets no reply.
 
 from __future__ import annotations
 
-import click
+from dsmt.cli import _command
 
-from dsmt.cli import _command, _slice
-
-
-@click.command()
-@click.argument("target")
-@click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for the reply.")
-@_command.key_option
-@_slice.options
-def command(target, timeout, key_file, router, service, password_file, slice_) -> None:
-    """Stop the actor at SLIVER:PATH (its supervisor terminates it)."""
-    sliver, path = _command.parse_target(target)
-    key = _command.load_key(key_file)
-    with _command.view(router, service, password_file, slice_) as view:
-        reply = _command.send(view, key, sliver, "stop", {"path": path}, timeout)
-    click.echo(f"stop {path} on {sliver}: {reply['outcome']}")
+command = _command.path_command("stop", "Stop the actor at SLIVER:PATH (its supervisor terminates it).")
