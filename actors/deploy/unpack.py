@@ -65,8 +65,11 @@ def unpack(archive: Path, dest: Path, *, limits: UnpackLimits = UnpackLimits()) 
         raise DeployError("unpack", f"{dest} already exists")
     tmp = Path(tempfile.mkdtemp(prefix=f".unpack-{dest.name}-", dir=dest.parent))
     try:
-        _Extractor(archive, tmp, limits).run()
-        os.rename(_package_root(tmp), dest)
+        extractor = _Extractor(archive, tmp, limits)
+        extractor.run()
+        root = _package_root(tmp)
+        extractor.check_links(root)  # judged from the root the package will have
+        os.rename(root, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
@@ -107,9 +110,17 @@ class _Extractor:
                     self.extract(member)
                 except OSError as exc:
                     raise self.refuse(member.name, f"cannot extract: {exc.strerror or exc}") from None
-        except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        # What the readers raise on a corrupt or unsupported archive, found by
+        # fuzzing: gzip.BadGzipFile and a bad seek are OSError, a zip name flagged
+        # UTF-8 that is not is UnicodeDecodeError, unknown zip versions or
+        # methods are NotImplementedError, an encrypted member is RuntimeError.
+        except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError,
+                ValueError, NotImplementedError, RuntimeError) as exc:
             raise DeployError("unpack", f"{self.archive.name}: corrupt archive: {exc}") from None
-        real_root = os.path.realpath(self.root)
+
+    def check_links(self, root: Path) -> None:
+        """Refuse a symlink that resolves outside ``root`` (the package root chosen)."""
+        real_root = os.path.realpath(root)
         for name in sorted(self.symlinks):
             real = os.path.realpath(self.root / name)
             if os.path.commonpath([real_root, real]) != real_root:
