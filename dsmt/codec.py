@@ -32,7 +32,12 @@ error out, never a crash.
 
 :func:`decode` returns an :class:`dsmt.event.Event`; :func:`inspect` applies
 the very same validation but returns only ``(channel, retain, payload is
-None)``, for the hub, which forwards frames unchanged (half the cost).
+None)``, for a reader that forwards frames unchanged. Every reader of the
+hub validates (the hub's C proxy forwards without looking, see
+:mod:`dsmt.hub`), so :func:`decode` checks the common case -- a known
+channel, a known (type, sender, to) header, plain scalars in range -- in one
+expression and falls back to the field-by-field checks, which name the
+error, for anything else.
 """
 
 from __future__ import annotations
@@ -199,8 +204,7 @@ def _parse(frames: Sequence[bytes]) -> tuple:
      retain, payload) = fields
     if version != VERSION or type(version) is not int:
         raise CodecError(f"unsupported version {version!r}")
-    # The checks are inlined (this is the hot path of the hub and every
-    # subscriber); _check_* only build the error message.
+    # The checks are inlined; _check_* only build the error message.
     if type(id_) is not str or not 0 < len(id_) <= 128:
         _check_str("id", id_, 128)
     if type(seq) is not int or not 0 <= seq <= _MAX_INT:

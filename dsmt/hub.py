@@ -63,7 +63,10 @@ to the publishers, the keeper's own publishing socket among them, so the
 welcome starts only after the hub's XPUB has registered the subscription
 and every one sent before it on the same connection: when it arrives, they
 are all live (the slow-joiner handshake; no sleeps). Publishers also receive
-those subscription messages; :class:`dsmt.bus.Publisher` discards them.
+those subscription messages; :class:`dsmt.bus.Publisher` discards them, and
+the XSUB's send queue holds at most :data:`SUBSCRIPTION_HWM` of them per
+publisher (beyond that ZeroMQ drops them for that publisher, which needs
+none but the first: subscribe to everything).
 Snapshot markers travel on the same channel (see :mod:`dsmt.snapshot`).
 
 Threading: :meth:`Hub.start` and :meth:`Hub.stop` may be called from any
@@ -93,11 +96,14 @@ from dsmt._keeper import (HUB_CHANNEL, HUB_SERVICE, HUB_TYPE, STATS_CHANNEL, STR
 from dsmt.errors import ConfigError
 
 __all__ = ["HUB_CHANNEL", "HUB_SERVICE", "HUB_TYPE", "HWM", "MAX_FRAME", "STATS_CHANNEL",
-           "SYNC_PREFIX", "Endpoints", "Hub", "sync_channel"]
+           "SUBSCRIPTION_HWM", "SYNC_PREFIX", "Endpoints", "Hub", "sync_channel"]
 
 log = logging.getLogger(__name__)
 
 HWM = 100_000
+# The XSUB sends publishers nothing but subscriptions, which they only discard
+# (dsmt.bus.Publisher): a small queue bounds what an idle publisher holds.
+SUBSCRIPTION_HWM = 1000
 MAX_FRAME = codec.MAX_BODY + 64 * 1024
 _IPC_PATH_MAX = 100  # sun_path is 108 bytes on Linux, minus "ipc://" slack
 
@@ -222,6 +228,7 @@ class Hub:
     def _forwarder(self, started: threading.Event, failure: list, timeout: float) -> None:
         def setup(sockets: list[zmq.Socket]) -> None:
             xsub = self._socket(sockets, zmq.XSUB)
+            xsub.sndhwm = SUBSCRIPTION_HWM
             self._bind(xsub, self.endpoints.publish, self.inproc_endpoints.publish)
             xpub = self._socket(sockets, zmq.XPUB)
             self._bind(xpub, self.endpoints.subscribe, self.inproc_endpoints.subscribe)

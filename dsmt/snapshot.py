@@ -34,7 +34,10 @@ marker restricted to its prefixes: nothing twice, nothing missing (unless a
 high-water mark dropped some, which the gap detector reports), whatever
 number of senders write the same key. A per-key version cut (drop a live
 event older than the snapshot's event for its key) would be exact only for
-one sender per key; the stream-position cut needs no versions.
+one sender per key; the stream-position cut needs no versions. The price:
+a reply waits until the keeper has read its stream up to the marker, so
+while publishers outpace the keeper, a join waits out the keeper's backlog
+(the old in-line hub throttled the publishers instead).
 
 Request (a client DEALER to the hub ROUTER), one multipart message::
 

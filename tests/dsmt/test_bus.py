@@ -13,9 +13,11 @@ from dsmt.errors import ChannelError, CodecError
 from dsmt.event import Address, Event, Sequencer
 from dsmt.gaps import EpochChange, Gap, GapDetector, Stale
 from dsmt.hub import Hub, sync_channel
+from dsmt.testing import wait_for
 
 pytestmark = pytest.mark.timeout(30)
 BOUND = 5.0
+AHEAD = 5000  # events a test publisher may be ahead of the hub's keeper
 
 
 @pytest.fixture
@@ -229,12 +231,15 @@ def test_a_snapshot_over_its_bound_is_truncated_and_says_so(zctx, tmp_path):
                 assert [e.payload for e in sub.snapshot.events] == [0, 1, 2]
 
 
-def _publish_until(bus, sender: Address, keys: list[str], minimum: int,
+def _publish_until(bus, hub, sender: Address, keys: list[str], minimum: int,
                    joined: list, joiners: int, started: threading.Event,
                    published: dict, failure: list) -> None:
     """Publish retained events round the keys until every joiner joined, then "end".
 
-    At most 4 * ``minimum`` events, so that no reader's queue (HWM) overflows.
+    At most 4 * ``minimum`` events, so that no reader's queue (HWM) overflows;
+    and never more than AHEAD events ahead of the hub's keeper: a join is
+    answered when the keeper has read up to its marker, and publishers in
+    this very process could otherwise outrun it for as long as they like.
     """
     try:
         with bus.publisher(sender) as pub:
@@ -244,6 +249,8 @@ def _publish_until(bus, sender: Address, keys: list[str], minimum: int,
                 i += 1
                 if i == 2000:
                     started.set()
+                if not i % 1000:
+                    wait_for(lambda: hub.stats()["forwarded"] >= i - AHEAD, BOUND)
             published[sender] = i
             pub.publish(f"/hot/end/{sender.instance}/", "t", "end", retain=True)
     except BaseException as exc:  # reported to the test thread
@@ -271,7 +278,7 @@ def _join_and_read(bus, ends: int, joined: list, out: list) -> None:
         out.append(exc)
 
 
-def _run_joins(bus, senders: list[Address], keys: list[str], minimum: int,
+def _run_joins(bus, hub, senders: list[Address], keys: list[str], minimum: int,
                joiners: int) -> tuple[dict, list]:
     """Publishers busy on ``keys``; ``joiners`` subscribers join meanwhile and read to the end."""
     started = [threading.Event() for _ in senders]
@@ -280,7 +287,7 @@ def _run_joins(bus, senders: list[Address], keys: list[str], minimum: int,
     failure: list = []
     out: list = []
     publishers = [threading.Thread(target=_publish_until, args=(
-        bus, who, keys, minimum, joined, joiners, go, published, failure))
+        bus, hub, who, keys, minimum, joined, joiners, go, published, failure))
         for who, go in zip(senders, started)]
     for thread in publishers:
         thread.start()
@@ -304,10 +311,10 @@ def _run_joins(bus, senders: list[Address], keys: list[str], minimum: int,
     return published, out
 
 
-def test_snapshot_then_updates_has_no_gap_and_no_duplicate_under_concurrent_publishing(bus):
+def test_snapshot_then_updates_has_no_gap_and_no_duplicate_under_concurrent_publishing(bus, hub):
     keys = [f"/hot/k{i}/" for i in range(16)]
     sender = Address("hot", "0")
-    published, joins = _run_joins(bus, [sender], keys, 20_000, joiners=3)
+    published, joins = _run_joins(bus, hub, [sender], keys, 20_000, joiners=3)
     total = published[sender]
     for snap, live, gaps in joins:
         mine = [e for e in snap.events if e.sender == sender]
@@ -327,11 +334,11 @@ def test_snapshot_then_updates_has_no_gap_and_no_duplicate_under_concurrent_publ
                          for i in range(len(keys))}
 
 
-def test_a_join_is_exact_even_when_two_senders_write_the_same_keys(bus):
+def test_a_join_is_exact_even_when_two_senders_write_the_same_keys(bus, hub):
     """The cut is a point in the one stream, not a per-key version: no regressions."""
     keys = [f"/hot/k{i}/" for i in range(8)]
     senders = [Address("hot", "a"), Address("hot", "b")]
-    _, joins = _run_joins(bus, senders, keys, 10_000, joiners=2)
+    _, joins = _run_joins(bus, hub, senders, keys, 10_000, joiners=2)
     with bus.subscriber("/hot/", snapshot=True) as late:
         final = {e.channel: (e.sender, e.seq) for e in late.snapshot.events
                  if e.payload != "end"}
