@@ -201,7 +201,7 @@ class Keeper:
         noblock = zmq.NOBLOCK
         own = self._sequencer.sender
         for n in range(STREAM_BATCH):
-            # Frames, not bytes: Frame.more is ~20x cheaper than getsockopt(RCVMORE).
+            # Frames, not bytes: Frame.more costs ~1/17 of getsockopt(RCVMORE) (pyzmq 27).
             try:
                 head = stream.recv(noblock, copy=False)
             except zmq.Again:
