@@ -221,6 +221,8 @@ def _tar_members(archive: Path) -> Iterator[_Member]:
 def _zip_members(archive: Path) -> Iterator[_Member]:
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
+            if not info.filename:  # zipfile's own is_dir() would fail on it (fuzzing found it)
+                raise zipfile.BadZipFile("a member has an empty name")
             mode = info.external_attr >> 16
             fmt = stat.S_IFMT(mode)
             link = ""

@@ -148,6 +148,16 @@ def test_a_zip_with_a_name_flagged_utf8_that_is_not_is_refused(tmp_path):
     _refused(tmp_path, _patch_central(z, 8, 0x800))
 
 
+def test_a_zip_member_with_an_empty_name_is_refused(tmp_path):
+    # Found by the fuzzer: zipfile's is_dir() indexes the name's last character.
+    z = _one_file_zip("ab")
+    at = z.index(b"PK\x01\x02")
+    z[at + 28:at + 30] = (0).to_bytes(2, "little")  # name length 0 ...
+    z[at + 30:at + 32] = (2).to_bytes(2, "little")  # ... the name's bytes become the extra field
+    error = _refused(tmp_path, bytes(z))
+    assert "empty" in str(error) or "corrupt" in str(error)
+
+
 def test_a_symlink_to_dotdot_under_the_single_top_directory_is_refused(tmp_path):
     # pkg/a -> .. stays inside the archive but leaves the package once pkg/
     # becomes the package root.
