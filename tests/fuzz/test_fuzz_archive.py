@@ -27,7 +27,11 @@ from actors.deploy.unpack import UnpackLimits, unpack
 
 from . import fuzz_settings, mutants
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [
+    pytest.mark.timeout(180),
+    # The generator makes duplicate names on purpose; zipfile warns about each.
+    pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning"),
+]
 
 LIMITS = UnpackLimits(max_bytes=1 << 16, max_files=64)
 NAMES = st.sampled_from(["a", "pkg/", "pkg/a", "pkg/b/c", "dsmt-app.toml", "..", "../x", "/abs",
