@@ -16,7 +16,7 @@ from dsmt.hub import Hub, sync_channel
 from dsmt.testing import wait_for
 
 pytestmark = pytest.mark.timeout(30)
-BOUND = 5.0
+BOUND = 20.0  # generous: these tests run beside others on a 2-core machine
 AHEAD = 5000  # events a test publisher may be ahead of the hub's keeper
 
 
@@ -35,7 +35,10 @@ def hub(zctx, tmp_path):
 
 @pytest.fixture(params=["ipc", "inproc"])
 def bus(request, zctx, hub):
-    return Bus(zctx, hub.endpoints if request.param == "ipc" else hub.inproc_endpoints)
+    # Generous: a snapshot is answered once the hub's keeper has caught up with
+    # the stream, which on a loaded 2-core machine can take seconds.
+    return Bus(zctx, hub.endpoints if request.param == "ipc" else hub.inproc_endpoints,
+               connect_timeout=30.0)
 
 
 def test_an_event_arrives_with_every_field_intact(bus):
