@@ -14,7 +14,10 @@ from typing import Any
 
 import pykka
 import pytest
+import zmq
 
+from dsmt.bus import Bus
+from dsmt.hub import Hub
 from dsmt.actor import NORMAL, SHUTDOWN, Actor, Origin
 from dsmt.channels import Layout
 from dsmt.childspec import ChildSpec
@@ -216,3 +219,25 @@ def start_tree(ctx: Context):
         return Tree(ref, origin)
 
     return start
+
+
+@pytest.fixture
+def zctx():
+    context = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+@pytest.fixture
+def hub(zctx, tmp_path):
+    with Hub(zctx, tmp_path / "run", stats_interval=None) as running:
+        yield running
+
+
+@pytest.fixture(params=["ipc", "inproc"])
+def bus(request, zctx, hub):
+    """A bus on the hub over ipc and over inproc; generous timeouts: a snapshot is
+    answered once the hub's keeper has caught up with the stream, which on a
+    loaded 2-core machine can take seconds."""
+    return Bus(zctx, hub.endpoints if request.param == "ipc" else hub.inproc_endpoints,
+               connect_timeout=30.0)

@@ -20,26 +20,6 @@ BOUND = 20.0  # generous: these tests run beside others on a 2-core machine
 AHEAD = 5000  # events a test publisher may be ahead of the hub's keeper
 
 
-@pytest.fixture
-def zctx():
-    context = zmq.Context()
-    yield context
-    context.destroy(linger=0)
-
-
-@pytest.fixture
-def hub(zctx, tmp_path):
-    with Hub(zctx, tmp_path / "run", stats_interval=None) as running:
-        yield running
-
-
-@pytest.fixture(params=["ipc", "inproc"])
-def bus(request, zctx, hub):
-    # Generous: a snapshot is answered once the hub's keeper has caught up with
-    # the stream, which on a loaded 2-core machine can take seconds.
-    return Bus(zctx, hub.endpoints if request.param == "ipc" else hub.inproc_endpoints,
-               connect_timeout=30.0)
-
 
 def test_an_event_arrives_with_every_field_intact(bus):
     with bus.subscriber("/x/") as sub, bus.publisher(Address("svc", "1")) as pub:

@@ -18,7 +18,6 @@ import pytest
 import zmq
 
 from dsmt import codec, snapshot
-from dsmt.bus import Bus
 from dsmt.errors import ConfigError
 from dsmt.event import Address, Sequencer
 from dsmt.hub import STATS_CHANNEL, Hub
@@ -27,23 +26,6 @@ from dsmt.testing import wait_for
 pytestmark = pytest.mark.timeout(30)
 BOUND = 5.0
 
-
-@pytest.fixture
-def zctx():
-    context = zmq.Context()
-    yield context
-    context.destroy(linger=0)
-
-
-@pytest.fixture
-def hub(zctx, tmp_path):
-    with Hub(zctx, tmp_path / "run", stats_interval=None) as running:
-        yield running
-
-
-@pytest.fixture(params=["ipc", "inproc"])
-def bus(request, zctx, hub):
-    return Bus(zctx, hub.endpoints if request.param == "ipc" else hub.inproc_endpoints)
 
 
 @pytest.fixture
