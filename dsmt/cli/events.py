@@ -87,15 +87,17 @@ def command(channel, follow, wait, routers, service, instance, password_file, sl
             raise DsmtError(f"events: no router of {shown} answered within {connect_timeout}s")
         subscription = client.lease(channel, received.put, type=type_)
         deadline = time.monotonic() + connect_timeout
-        while subscription.state != "granted" and time.monotonic() < deadline:
+        shown = 0
+        while subscription.state != "granted" and time.monotonic() < deadline \
+                and (count is None or shown < count):
             try:  # the lease state has no notification of its own; events may come already
                 _show(received.get(timeout=0.02), as_xml, as_json, xml)
+                shown += 1  # they count towards --count like any other
             except queue.Empty:
                 pass
         if not follow:
             client.publish(resync_request(client, channel))
         end = None if follow else time.monotonic() + wait
-        shown = 0
         while count is None or shown < count:
             timeout = None if end is None else end - time.monotonic()
             if timeout is not None and timeout <= 0:
