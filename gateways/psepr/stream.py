@@ -537,16 +537,39 @@ def message_expire(el: etree._Element) -> float | None:
 
 
 def message_error(el: etree._Element, type: str, condition: str,
-                  text: str | None = None) -> bytes:
-    """The error answer to a received ``<message>`` (back to its sender)."""
+                  text: str | None = None, *, echo: bool = False) -> bytes:
+    """The error answer to a received ``<message>`` (back to its sender).
+
+    With ``echo`` the refused content (the ``<event>``) goes back too, as
+    RFC 6120 §8.3.1 allows, so the sender can tell which request failed.
+    """
     message = etree.Element(MESSAGE, nsmap={None: CLIENT_NS})
     message.set("type", "error")
     for ours, theirs in (("to", "from"), ("from", "to"), ("id", "id")):
         value = el.get(theirs)
         if value is not None:
             message.set(ours, value)
+    if echo:
+        for child in el:
+            if child.tag != f"{{{EXPIRE_NS}}}x":
+                message.append(copy.deepcopy(child))
     message.append(_stanza_error(type, condition, text))
     return etree.tostring(message, encoding="utf-8")
+
+
+def message_error_reason(el: etree._Element) -> tuple[str, str]:
+    """``(condition, text)`` of a received ``<message type="error">``."""
+    condition, text = "undefined-condition", ""
+    error = el.find(f"{{{CLIENT_NS}}}error")
+    if error is not None:
+        for child in error.iterchildren("*"):
+            qname = etree.QName(child)
+            if qname.namespace == STANZA_ERRORS_NS:
+                if qname.localname == "text":
+                    text = child.text or ""
+                else:
+                    condition = qname.localname
+    return condition, text
 
 
 def _iq(type_: str, id: str | None, to: str | None = None) -> etree._Element:
