@@ -370,14 +370,7 @@ def stream_error(condition: str, text: str | None = None) -> bytes:
 
 def parse_stream_error(el: etree._Element) -> StreamError:
     """The StreamError that a received ``<stream:error>`` element reports."""
-    condition, text = "undefined-condition", ""
-    for child in el.iterchildren("*"):
-        qname = etree.QName(child)
-        if qname.namespace == STREAM_ERRORS_NS:
-            if qname.localname == "text":
-                text = child.text or ""
-            else:
-                condition = qname.localname
+    condition, text = _error_condition(el, STREAM_ERRORS_NS)
     if condition == "undefined-condition" and not text:
         text = (el.text or "").strip()  # a pre-RFC 3920 server writes text only
     return StreamError(condition, text)
@@ -559,16 +552,22 @@ def message_error(el: etree._Element, type: str, condition: str,
 
 def message_error_reason(el: etree._Element) -> tuple[str, str]:
     """``(condition, text)`` of a received ``<message type="error">``."""
-    condition, text = "undefined-condition", ""
     error = el.find(f"{{{CLIENT_NS}}}error")
-    if error is not None:
-        for child in error.iterchildren("*"):
-            qname = etree.QName(child)
-            if qname.namespace == STANZA_ERRORS_NS:
-                if qname.localname == "text":
-                    text = child.text or ""
-                else:
-                    condition = qname.localname
+    if error is None:
+        return "undefined-condition", ""
+    return _error_condition(error, STANZA_ERRORS_NS)
+
+
+def _error_condition(error: etree._Element, namespace: str) -> tuple[str, str]:
+    """The RFC 6120 condition element and ``<text>`` under an error element."""
+    condition, text = "undefined-condition", ""
+    for child in error.iterchildren("*"):
+        qname = etree.QName(child)
+        if qname.namespace == namespace:
+            if qname.localname == "text":
+                text = child.text or ""
+            else:
+                condition = qname.localname
     return condition, text
 
 
