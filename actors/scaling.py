@@ -11,7 +11,7 @@ same beats decide alike.
 outside ``[min, max]``, and at most one change per ``cooldown`` seconds. No
 values: keep ``current`` (clamped into ``[min, max]``).
 
-How coordinators agree (:class:`actors.coordinator.Coordinator`): the
+How coordinators agree (:mod:`actors.coordinator.scaler`): the
 inputs are broadcast, and so is the history. ``values`` are the app's own
 metric, one value per running instance slice-wide, as the slivers' beats
 report it (:mod:`actors.metrics`); ``current`` and ``last_change`` are the

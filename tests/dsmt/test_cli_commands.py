@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from actors.coordinator import _toml
+from actors.coordinator import to_toml
 from dsmt.cli import main
 from dsmt.cli._command import parse_target
 from dsmt.cli.scale import parse_replicas
@@ -99,4 +99,4 @@ def test_the_coordinator_writes_a_plan_back_as_toml_that_reads_the_same():
     plan = {"version": 2, "services": {"demo-app": {
         "package": 'file:///x"y', "sha256": "a" * 64, "replicas": "all", "command": ["a", "b"],
         "backoff": {"min": 0.1, "max": 10}, "env": {"A B": "c"}}, "web": {"replicas": 3}}}
-    assert tomllib.loads(_toml(plan)) == plan
+    assert tomllib.loads(to_toml(plan)) == plan

@@ -1,0 +1,26 @@
+"""The coordinator: the slice's plan, the world view, placement and scaling on one sliver.
+
+===========  ===================================================================
+module       concept
+===========  ===================================================================
+actor        :class:`Coordinator`, the actor that composes the parts below and
+             runs this sliver's share (placement, quarantine, plan commands)
+plans        :class:`PlanKeeper`: load, persist, adopt and derive plans;
+             anti-entropy pacing; :func:`to_toml`
+beats        the heartbeat record every sliver publishes
+scaler       :class:`Scaler`: scaling decisions merged across the slice
+reader       :class:`HubReader`: the thread that reads plan and heartbeat events
+===========  ===================================================================
+
+The world view (:mod:`actors.world`), placement (:mod:`actors.placement`),
+scaling policies (:mod:`actors.scaling`) and metric sampling
+(:mod:`actors.metrics`) are pure modules of their own, shared with tests
+and the CLI.
+"""
+
+from actors.coordinator.actor import Coordinator
+from actors.coordinator.plans import PLAN_FILE, PlanKeeper, to_toml
+from actors.coordinator.reader import HubReader, Seen
+from actors.coordinator.scaler import Scaler
+
+__all__ = ["PLAN_FILE", "Coordinator", "HubReader", "PlanKeeper", "Scaler", "Seen", "to_toml"]

@@ -1,0 +1,95 @@
+"""The coordinator's hub reader: a thread that turns plan and heartbeat events into messages.
+
+:class:`HubReader` owns one hub subscription (``layout.plan()`` and
+``layout.heartbeat()``, with the retained snapshot first) in a thread of its
+own, and only ``tell()``s the coordinator a :class:`Seen` per event, so the
+actor's mailbox never blocks on a socket. The socket is created, read and
+closed in that thread (pyzmq's rule).
+
+Contract: :meth:`HubReader.start` returns once the subscription is open (it
+raises what opening it raised, within ``open_timeout``); if reading fails
+later, the coordinator is failed (:func:`dsmt.actor.fail`) with the reason,
+so its supervisor restarts it. :meth:`HubReader.stop` asks the thread to end
+and waits for it (bounded by the poll interval).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pykka
+
+from dsmt.actor import fail
+from dsmt.event import Event
+
+log = logging.getLogger(__name__)
+
+READ_POLL = 0.2
+
+
+class Seen:
+    """An event of the plan or heartbeat channels, told by the reader thread."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+
+
+class HubReader:
+    """Reads the plan and heartbeat channels of ``layout`` from ``bus`` and tells ``ref``."""
+
+    def __init__(self, bus: Any, layout: Any, ref: Any, name: str) -> None:
+        self.bus = bus
+        self.layout = layout
+        self.ref = ref
+        self.name = name
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, open_timeout: float = 10.0) -> HubReader:
+        ready = threading.Event()
+        problem: list[BaseException] = []
+        self._thread = threading.Thread(target=self._read, args=(ready, problem),
+                                        name=f"coordinator-reader-{self.name}", daemon=True)
+        self._thread.start()
+        ready.wait(open_timeout)
+        if problem:
+            raise problem[0]
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(2 * READ_POLL + 1.0)
+
+    def _read(self, ready: threading.Event, problem: list[BaseException]) -> None:
+        try:
+            sub = self.bus.subscriber([self.layout.plan(), self.layout.heartbeat()],
+                                      snapshot=True)
+        except BaseException as exc:
+            problem.append(exc)
+            ready.set()
+            return
+        ready.set()
+        try:
+            while not self._stopping.is_set():
+                event = sub.recv(READ_POLL)
+                if event is not None:
+                    tell(self.ref, Seen(event))
+        except BaseException as exc:  # the socket is gone: the actor must know
+            log.exception("%s: the hub reader stopped", self.name)
+            fail(self.ref, RuntimeError(f"hub reader: {exc}"))
+        finally:
+            sub.close()
+
+
+def tell(ref: Any, message: Any) -> bool:
+    """``ref.tell(message)``; False (not an error) if the actor is already gone."""
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        return False
+    return True
