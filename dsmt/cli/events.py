@@ -88,13 +88,17 @@ def command(channel, follow, wait, routers, service, instance, password_file, sl
         subscription = client.lease(channel, received.put, type=type_)
         deadline = time.monotonic() + connect_timeout
         shown = 0
-        while subscription.state != "granted" and time.monotonic() < deadline \
+        while subscription.state not in ("granted", "refused") \
+                and time.monotonic() < deadline \
                 and (count is None or shown < count):
             try:  # the lease state has no notification of its own; events may come already
                 _show(received.get(timeout=0.02), as_xml, as_json, xml)
                 shown += 1  # they count towards --count like any other
             except queue.Empty:
                 pass
+        if subscription.state == "refused":
+            raise DsmtError(f"events: the router refused the lease on {channel}: "
+                            f"{subscription.error}")
         if not follow:
             client.publish(resync_request(client, channel))
         end = None if follow else time.monotonic() + wait

@@ -11,6 +11,11 @@ maps service names to them in its ``[accounts]`` table::
     [accounts]
     "my-service" = "scrypt$16384$8$1$...$..."
 
+    [accounts."watcher"]              # an account with an access list
+    password = "scrypt$16384$8$1$...$..."
+    lease = ["/org/dsmt/"]            # see gateways.psepr.acl
+    publish = []
+
 :func:`Accounts.verify` compares in constant time. scrypt is slow on purpose
 (tens of milliseconds), so a successful check is remembered as a keyed
 digest of the password (never the password itself): a service that logs in
@@ -31,6 +36,8 @@ from typing import Mapping
 
 from dsmt import config as tomlconfig
 from dsmt.errors import ConfigError
+
+from gateways.psepr import acl as _acl
 
 PREFIX = "scrypt"
 N, R, P = 1 << 14, 8, 1
@@ -75,12 +82,17 @@ class Accounts:
     """The services allowed to log in, with a cache of passwords already checked."""
 
     hashes: Mapping[str, str]
+    acls: Mapping[str, _acl.Acl] = field(default_factory=dict)
     _memo_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __contains__(self, service: str) -> bool:
         return service in self.hashes
+
+    def acl(self, service: str) -> _acl.Acl:
+        """What ``service`` may publish and lease (unrestricted unless configured)."""
+        return self.acls.get(service, _acl.ANY)
 
     def is_remembered(self, service: str, password: str) -> bool:
         """True (fast) if this exact password of ``service`` was verified before."""
@@ -110,16 +122,27 @@ class Accounts:
 
 
 def from_table(table: tomlconfig.Table) -> Accounts:
-    """The accounts of an ``[accounts]`` table; each value must be a valid hash string."""
-    hashes = {}
+    """The accounts of an ``[accounts]`` table: a hash string, or a table with
+    ``password`` (the hash) and an access list, per service."""
+    hashes, acls = {}, {}
     for service in list(table.keys()):
-        text = table.str(service)
-        try:
-            check_hash(text)
-        except ValueError as exc:
-            raise table.error(service, str(exc)) from None
-        hashes[service] = text
-    return Accounts(hashes)
+        if isinstance(table.raw(service), dict):
+            entry = table.table(service)
+            hashes[service] = _hash(entry, "password")
+            acls[service] = _acl.from_table(entry)
+            entry.done()
+        else:
+            hashes[service] = _hash(table, service)
+    return Accounts(hashes, acls)
+
+
+def _hash(table: tomlconfig.Table, key: str) -> str:
+    text = table.str(key)
+    try:
+        check_hash(text)
+    except ValueError as exc:
+        raise table.error(key, str(exc)) from None
+    return text
 
 
 def load(path: str | Path) -> Accounts:

@@ -72,6 +72,7 @@ class Subscription:
     type: str | None
     callback: Callable[[Event], Any]
     machine: lm.ClientLease
+    error: str | None = None  # why the router refused it (state "refused")
 
     @property
     def state(self) -> str:
@@ -310,6 +311,28 @@ class Client:
             self._act(sub, sub.machine.tick(now))
         self._schedule()
 
+    def _refused(self, el) -> None:
+        """The router answered an event with an error (e.g. its access list forbids it)."""
+        condition, text = stream.message_error_reason(el)
+        self.stats["refused"] += 1
+        try:
+            event = stream.message_event(el)
+        except DsmtError:
+            event = None
+        if event is not None and event.type == LEASE and isinstance(event.payload, dict):
+            sub = self._subs.get(event.payload.get("identifier"))
+            if sub is not None and sub.machine.refuse() == lm.GIVE_UP:
+                sub.error = f"{condition}: {text}" if text else condition
+                # Not an error log: the owner sees the state (the bridge in its status,
+                # `dsmt events` as its one-line failure); the router logs it as a warning.
+                log.info("psepr client %s: lease on %s refused: %s", self.address,
+                         sub.prefix, sub.error)
+                self._schedule()
+                return
+        what = "an event" if event is None else f"an event on {event.channel}"
+        log.warning("psepr client %s: router refused %s: %s %s", self.address, what,
+                    condition, text)
+
     def _received(self, event: Event) -> None:
         self.stats["received"] += 1
         if event.type == LEASE and isinstance(event.payload, dict) \
@@ -373,6 +396,8 @@ class _Protocol(asyncio.Protocol):
                 self.logged_in.set_exception(LoginRefused(
                     f"router {self.host} refused {self.client.address.service}"))
                 self.close()
+        elif item.tag == stream.MESSAGE and item.get("type") == "error":
+            self.client._refused(item)
         elif item.tag == stream.MESSAGE:
             try:
                 event = stream.message_event(item)

@@ -46,7 +46,7 @@ from lxml import etree
 from dsmt.errors import DsmtError
 from dsmt.event import Address
 
-from gateways.psepr import stream
+from gateways.psepr import acl, stream
 
 if TYPE_CHECKING:
     from gateways.psepr.router import Router
@@ -75,6 +75,7 @@ class Connection(asyncio.Protocol):
         self.on_mesh_listener = mesh
         self.state = HEADER
         self.address: Address | None = None
+        self.acl = acl.ANY  # what this account may publish and lease, set at login
         self.peer_name: str | None = None
         self.transport: asyncio.Transport | None = None
         self.remote = "?"
@@ -223,6 +224,8 @@ class Connection(asyncio.Protocol):
     def _logged_in(self, auth) -> None:
         self.state = OPEN
         self.address = Address(auth.username, auth.resource or None)
+        if not self.on_mesh_listener:
+            self.acl = self.router.config.accounts.acl(auth.username)
         self.write(stream.auth_ok(auth.id))
         self.router.connection_authenticated(self, auth)
 

@@ -13,6 +13,8 @@ One :class:`ClientLease` per subscription a client holds (DESIGN.md §4)::
     renewing      grant(d)                   granted        due = now + renew_at * d
     renewing      due, tries < max_tries     renewing       send register again
     renewing      due, tries == max_tries    failed         report
+    requested     refused (forbidden)        refused        report; no more tries
+    renewing      refused (forbidden)        refused        report; no more tries
     any           disconnected               disconnected   wait for the next connection
     any           unregister                 (removed)      send unregister if connected
 
@@ -34,17 +36,19 @@ GRANTED = "granted"
 RENEWING = "renewing"
 DISCONNECTED = "disconnected"
 FAILED = "failed"
+REFUSED = "refused"
 
 MACHINE = Machine(
     name="psepr-lease",
     initial=NEW,
     transitions={
         NEW: frozenset({REQUESTED, DISCONNECTED}),
-        REQUESTED: frozenset({REQUESTED, GRANTED, FAILED, DISCONNECTED}),
+        REQUESTED: frozenset({REQUESTED, GRANTED, FAILED, REFUSED, DISCONNECTED}),
         GRANTED: frozenset({RENEWING, DISCONNECTED}),
-        RENEWING: frozenset({RENEWING, GRANTED, FAILED, DISCONNECTED}),
+        RENEWING: frozenset({RENEWING, GRANTED, FAILED, REFUSED, DISCONNECTED}),
         DISCONNECTED: frozenset({REQUESTED, DISCONNECTED}),
         FAILED: frozenset({REQUESTED, DISCONNECTED}),
+        REFUSED: frozenset({REQUESTED, DISCONNECTED}),
     },
     aliases={},
 )
@@ -98,6 +102,14 @@ class ClientLease:
         self.granted = duration
         self.due = now + self.timing.renew_at * duration
         return NOTHING
+
+    def refuse(self) -> str:
+        """The router refused the request (its access list does not allow it)."""
+        if self.state not in (REQUESTED, RENEWING):
+            return NOTHING
+        self.change_state(REFUSED)
+        self.due = None
+        return GIVE_UP
 
     def tick(self, now: float) -> str:
         """Time passed; act if :attr:`due` has come."""

@@ -191,13 +191,26 @@ class Router:
         self.stats["events_in"] += 1
         if envelope.type == LEASE:
             op = envelope.payload["op"]
-            if op == "register" or op == "unregister":
+            if op == "register" and not conn.acl.may_lease(envelope.channel):
+                self._forbidden(conn, el, f"{conn.address.service} may not lease "
+                                          f"{envelope.channel}")
+            elif op == "register" or op == "unregister":
                 self._lease_request(conn, envelope)
             return  # grants (op=lease) are answers, never routed
+        if not conn.acl.may_publish(envelope.channel):
+            self._forbidden(conn, el, f"{conn.address.service} may not publish to "
+                                      f"{envelope.channel}")
+            return
         if conn.is_peer:
             self.mesh.received(conn, envelope, el)
         else:
             self.route(envelope, lambda: serialize(el), source=conn)
+
+    def _forbidden(self, conn: Connection, el: etree._Element, why: str) -> None:
+        """Refuse what ``conn``'s access list does not allow (gateways.psepr.acl)."""
+        self.stats["forbidden"] += 1
+        log.warning("%r: %s", conn, why)
+        conn.send(stream.message_error(el, "auth", "forbidden", why, echo=True))
 
     def route(self, event: Event | xml.Envelope, client_bytes: Callable[[], bytes], source=None,
               hops: int = 0) -> int:

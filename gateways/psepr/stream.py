@@ -370,14 +370,7 @@ def stream_error(condition: str, text: str | None = None) -> bytes:
 
 def parse_stream_error(el: etree._Element) -> StreamError:
     """The StreamError that a received ``<stream:error>`` element reports."""
-    condition, text = "undefined-condition", ""
-    for child in el.iterchildren("*"):
-        qname = etree.QName(child)
-        if qname.namespace == STREAM_ERRORS_NS:
-            if qname.localname == "text":
-                text = child.text or ""
-            else:
-                condition = qname.localname
+    condition, text = _error_condition(el, STREAM_ERRORS_NS)
     if condition == "undefined-condition" and not text:
         text = (el.text or "").strip()  # a pre-RFC 3920 server writes text only
     return StreamError(condition, text)
@@ -537,16 +530,45 @@ def message_expire(el: etree._Element) -> float | None:
 
 
 def message_error(el: etree._Element, type: str, condition: str,
-                  text: str | None = None) -> bytes:
-    """The error answer to a received ``<message>`` (back to its sender)."""
+                  text: str | None = None, *, echo: bool = False) -> bytes:
+    """The error answer to a received ``<message>`` (back to its sender).
+
+    With ``echo`` the refused content (the ``<event>``) goes back too, as
+    RFC 6120 §8.3.1 allows, so the sender can tell which request failed.
+    """
     message = etree.Element(MESSAGE, nsmap={None: CLIENT_NS})
     message.set("type", "error")
     for ours, theirs in (("to", "from"), ("from", "to"), ("id", "id")):
         value = el.get(theirs)
         if value is not None:
             message.set(ours, value)
+    if echo:
+        for child in el:
+            if child.tag != f"{{{EXPIRE_NS}}}x":
+                message.append(copy.deepcopy(child))
     message.append(_stanza_error(type, condition, text))
     return etree.tostring(message, encoding="utf-8")
+
+
+def message_error_reason(el: etree._Element) -> tuple[str, str]:
+    """``(condition, text)`` of a received ``<message type="error">``."""
+    error = el.find(f"{{{CLIENT_NS}}}error")
+    if error is None:
+        return "undefined-condition", ""
+    return _error_condition(error, STANZA_ERRORS_NS)
+
+
+def _error_condition(error: etree._Element, namespace: str) -> tuple[str, str]:
+    """The RFC 6120 condition element and ``<text>`` under an error element."""
+    condition, text = "undefined-condition", ""
+    for child in error.iterchildren("*"):
+        qname = etree.QName(child)
+        if qname.namespace == namespace:
+            if qname.localname == "text":
+                text = child.text or ""
+            else:
+                condition = qname.localname
+    return condition, text
 
 
 def _iq(type_: str, id: str | None, to: str | None = None) -> etree._Element:

@@ -57,3 +57,12 @@ def test_a_late_grant_after_a_disconnect_changes_nothing():
 def test_the_table_refuses_a_grant_straight_from_new():
     with pytest.raises(TransitionError):
         _lease().change_state(lm.GRANTED)
+
+
+def test_a_refused_request_is_not_retried_until_the_next_connection():
+    lease = _lease()
+    lease.connected(now=0.0)
+    assert lease.refuse() == lm.GIVE_UP and lease.state == lm.REFUSED and lease.due is None
+    assert lease.tick(1000.0) == lm.NOTHING and not lease.active
+    assert lease.refuse() == lm.NOTHING  # a duplicate answer changes nothing
+    assert lease.connected(now=2000.0) == lm.SEND and lease.state == lm.REQUESTED

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import ssl
-import subprocess
 
 import pytest
 
@@ -286,26 +283,6 @@ def test_discovery_says_where_the_router_listens(make_router, wire):
     assert found.channel == "/org/psepr/server/disc/discovery/"
     assert found.payload["listen"] == "%s:%d" % router.address
     assert found.payload["mesh"] == "%s:%d" % router.mesh_address
-
-
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
-def test_tls_clients_log_in_and_receive_over_an_encrypted_stream(make_router, make_client,
-                                                                 tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=20)
-    router = make_router(tls=config.Tls(cert, key), listen=("127.0.0.1", 0))
-    context = ssl.create_default_context(cafile=str(cert))
-    context.check_hostname = False
-    got = []
-    sub = make_client(router, ssl=context)
-    lease = sub.lease("/t/", got.append)
-    wait_for(lambda: lease.granted, 5, "grant over TLS")
-    pub = make_client(router, "bob", ssl=context)
-    pub.publish(pub.make("/t/", ATTRIBUTE, _attr("secret")))
-    wait_for(lambda: got, 5, "delivery over TLS")
-    assert got[0].payload["value"] == "secret"
 
 
 def test_a_non_loopback_listener_without_tls_needs_insecure():

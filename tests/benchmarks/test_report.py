@@ -1,0 +1,58 @@
+"""`python -m benchmarks report`: runs benchmarks for real and writes the report with plots."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks import report
+
+ROOT = Path(__file__).resolve().parents[2]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_quick_report_puts_each_restart_figure_next_to_its_baselines_with_a_plot(tmp_path):
+    out = tmp_path / "report"
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "report", "--quick", "--only",
+                           "restart", "--out", str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    saved = json.loads((out / "restart.json").read_text())
+    results = saved["result"]["results"]
+    assert set(results) == {"dsmt", "dsmt-otp", "supervisord"}
+    text = (out / "report.md").read_text()
+    assert "Quick run" in text and "## Crash to restart" in text
+    for tool in results:
+        median = results[tool]["to_new_pid_ms"]["median"]
+        row = next(line for line in text.splitlines() if line.startswith(f"| {tool} |"))
+        assert f"{median:,.1f}" in row
+    speedup = saved["result"]["speedup_vs_dsmt"]["supervisord"]["to_new_pid_ms"]
+    assert f"{speedup:,.0f}×" in text
+    assert (out / "restart_latency.png").read_bytes().startswith(PNG)
+    assert "](restart_latency.png)" in text
+    machine = json.loads((out / "machine.json").read_text())
+    assert machine["cpus"] >= 1 and machine["load_avg_after"]
+
+    again = subprocess.run([sys.executable, "-m", "benchmarks", "report", "--from", str(out),
+                            "--out", str(tmp_path / "copy")], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "copy" / "report.md").read_text() == text
+
+
+def test_a_failed_benchmark_is_reported_with_its_log_and_fails_the_command(tmp_path):
+    (tmp_path / "slice.log").write_text("Traceback ...\nRuntimeError: the router did not start\n")
+    runs = {"machine": report.describe_machine(),
+            "benchmarks": {"slice": {"argv": ["benchmarks", "slice"], "seconds": 3.0,
+                                     "returncode": 1, "error": "exit status 1"}}}
+    assert report.write(tmp_path, runs) is True
+    text = (tmp_path / "report.md").read_text()
+    assert "**Failed**: exit status 1" in text and "the router did not start" in text
+
+
+def test_unknown_benchmarks_are_refused_in_one_line():
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "report", "--only", "hubb"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "unknown benchmark(s): hubb" in done.stderr
