@@ -512,8 +512,6 @@ def run(counts: list[int], kills: int, restarts: int) -> dict[str, Any]:
                   "failover_detected_and_placed_median": _ratio(
                       large["failover_s"]["detected_and_placed"]["median"],
                       small["failover_s"]["detected_and_placed"]["median"]),
-                  "deploy_overshoot": [small["deploy_instances"].get("overshoot"),
-                                       large["deploy_instances"].get("overshoot")],
                   "node_rss_median": _ratio(large["memory"]["node_rss_mib"]["median"],
                                             small["memory"]["node_rss_mib"]["median"])}}
     return report
