@@ -179,3 +179,33 @@ def test_status_and_top_mark_a_killed_sliver_dead_and_the_others_alive(local_sli
     top = _cli(slice_, "top", "--once", "--json", "--wait", "1.5")
     assert [r["sliver_state"] for r in top if r["sliver"] == victim] == ["dead"], top
     assert all(r["sliver_state"] == "alive" for r in top if r["sliver"] != victim), top
+
+
+def test_a_new_plan_version_that_keeps_a_slivers_share_keeps_its_instance_running(
+        local_slice, tmp_path):
+    from actors.deploy.package import build_demo
+    from actors.localslice import SERVICE
+    from dsmt.event import RECORD, Address, Sequencer
+    from gateways.psepr.client import Client
+
+    archive, sha256 = build_demo(tmp_path / "packages")
+    plan = write_plan(tmp_path / "plan.toml", archive, sha256, replicas=2)
+    slice_ = local_slice(slivers=4, plan=plan).start()
+    placed = stable_total(slice_, 2, timeout=40)
+    before = {name: {p.pid for p in app_processes(slice_, name)} for name, k in placed.items()
+              if k}
+
+    # plan 2: one replica more; on 4 slivers the two that run one keep running one
+    text = write_plan(tmp_path / "plan2.toml", archive, sha256, replicas=3,
+                      plan_version=2).read_text()
+    client = Client([slice_.address], SERVICE, slice_.password, instance="deployer",
+                    reconnect_pause=0.1).start()
+    try:
+        assert client.wait_connected(10)
+        client.publish(Sequencer(Address("deployer", "test")).make(
+            slice_.layout.plan(), RECORD, {"version": 2, "toml": text}, retain=True))
+        stable_total(slice_, 3, timeout=40)
+    finally:
+        client.close()
+    after = {name: {p.pid for p in app_processes(slice_, name)} for name in before}
+    assert after == before, (before, after)
