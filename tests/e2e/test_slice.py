@@ -142,7 +142,7 @@ def _cli(slice_, *args: str) -> list[dict]:
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-m", "dsmt.cli", *args, "--router", "%s:%d" % slice_.address,
+        [sys.executable, "-m", "dsmt.cli", *args, "--router", "{}:{}".format(*slice_.address),
          "--password-file", str(slice_.root / "slice.secret"), "--slice", slice_.slice],
         capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -173,8 +173,11 @@ def test_status_and_top_mark_a_killed_sliver_dead_and_the_others_alive(local_sli
 
     # A status started after the death: the victim's bridge is gone, so what names it
     # dead is what the live slivers' coordinators saw of its heartbeats.
-    seen = wait_for(lambda: (lambda s: s if s.get(victim) == "dead" else None)(liveness()),
-                    timeout=30, message=lambda: f"{victim} dead in dsmt status")
+    def victim_dead() -> dict[str, str] | None:
+        now = liveness()
+        return now if now.get(victim) == "dead" else None
+
+    seen = wait_for(victim_dead, timeout=30, message=lambda: f"{victim} dead in dsmt status")
     assert all(state == "alive" for name, state in seen.items() if name != victim), seen
     top = _cli(slice_, "top", "--once", "--json", "--wait", "1.5")
     assert [r["sliver_state"] for r in top if r["sliver"] == victim] == ["dead"], top
