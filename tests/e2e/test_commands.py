@@ -174,3 +174,41 @@ def test_dsmt_events_shows_the_rejection_of_a_forged_and_of_a_replayed_command(l
     finally:
         events.close()
         view.close()
+
+
+def test_a_command_captured_before_a_node_restart_cannot_be_replayed_after_it(local_slice):
+    import os
+    import signal
+    import time
+
+    slice_ = local_slice(slivers=1)
+    slice_.start()
+    layout = slice_.layout
+    view = SliceView([slice_.address], "dsmt", slice_.password, layout).start(BOUND)
+    try:
+        wait_for(lambda: _answers(view, slice_.key, "s1"), timeout=BOUND,
+                 message="an inspect round trip to s1")
+        with CommandRequest(view.client, slice_.key, layout, "s1", "inspect",
+                            {"path": "/s1/commander"}) as captured:
+            captured.lease(BOUND)
+            sent = time.time()
+            captured.send()
+            assert captured.reply(BOUND)["outcome"] == "done"
+
+            member = slice_.member("s1")
+            os.kill(member.process.pid, signal.SIGKILL)  # no goodbye, nothing flushed on exit
+            member.process.wait()
+            slice_.start_sliver("s1")
+            wait_for(lambda: _answers(view, slice_.key, "s1"), timeout=BOUND,
+                     message="an inspect round trip to the restarted s1")
+            assert time.time() - sent < 30.0, "the restart took longer than the command window"
+
+            captured.send()  # the very same signed command, to the new node process
+            replayed = captured.reply(BOUND)
+            assert (replayed["outcome"], replayed["reason"]) == ("rejected", "replayed"), \
+                replayed
+        inspected = send_command(view, slice_.key, layout.slice, "s1", "inspect",
+                                 {"path": "/s1/commander"}, timeout=BOUND)
+        assert inspected["result"]["replay_persisted"] is True, inspected["result"]
+    finally:
+        view.close()
