@@ -4,55 +4,39 @@ Leaderless (DESIGN.md §5): every sliver's coordinator does the same thing
 from the same broadcast state, so no sliver is special. This actor composes
 single-purpose parts and owns the decisions that need all of them:
 
-- the plan (:class:`actors.coordinator.plans.PlanKeeper`): a plan newer
-  than ours, from the plan channel or a verified command, is adopted,
-  persisted and applied; a bad one is counted (``bad_plans``), logged and
-  shown in ``inspect()`` as ``plan_error``, and changes nothing; a peer
-  announcing an older version makes us re-publish ours;
-- heartbeats (:mod:`actors.coordinator.beats`) published every
-  ``heartbeat`` seconds by a :class:`~actors.coordinator.beats.Beater`
-  thread that nothing else blocks, and everyone's read into an
-  :class:`actors.world.WorldView`: a peer silent for ``suspect_after``
-  beats plus the measured slack (beat transit, this sliver's own
-  lateness) is dead when the silence is its own, only suspected when it
-  may be the slice's or ours; only dead slivers' shares move; a beat
-  re-admits. On a graceful stop the beater publishes ``leaving: true``;
-- scaling (:class:`actors.coordinator.scaler.Scaler`) over the app's own
-  metric, sampled here by a :class:`actors.metrics.MetricSampler` thread;
-- the hub reader thread (:class:`actors.coordinator.reader.HubReader`).
+- the plan (:class:`~actors.coordinator.plans.PlanKeeper`): a newer plan,
+  from the plan channel or a verified command, is adopted, persisted and
+  applied; a bad one is counted (``bad_plans``) and shown as ``plan_error``;
+  a peer announcing an older version makes us re-publish ours;
+- heartbeats, sent by a :class:`~actors.coordinator.beats.Beater` thread
+  that nothing else blocks, everyone's read into an
+  :class:`actors.world.WorldView` (only dead slivers' shares move; see
+  there for suspicion vs death); ``leaving: true`` on a graceful stop;
+- scaling (:class:`~actors.coordinator.scaler.Scaler`) over the app's metric,
+  sampled by a :class:`actors.metrics.MetricSampler` thread;
+- quarantine (:class:`~actors.coordinator.quarantine.Quarantine`): after
+  ``quarantine_after`` failed agent jobs in a row this sliver announces
+  itself quarantined for ``quarantine_for`` s; placement everywhere skips it;
+- the hub reader thread (:class:`~actors.coordinator.reader.HubReader`).
 
-**Placement.** From the members that are not dead (labels, quarantine)
-every coordinator computes :func:`actors.placement.place` and tells the app
-:class:`actors.messages.Assign` with its own share when that changes.
-
-**Installs, limited.** A sliver asks the deployment agent to install a
-service when it has a share of it, or when it is a *warm standby*: among
-the first ``wanted + standby`` slivers of the service's rendezvous ranking
-(``standby`` defaults to ``wanted``), the slivers that inherit a dead
-sliver's instances first, so a fail-over only has to start them. The
-others install when a share comes to them. Deviation, and why: DESIGN.md
-has every eligible sliver install; 30 slivers installing at once on a
-2-core machine starved every process for seconds (beats 15 s late), so only
-``2 * wanted`` install. Nothing is assigned or installed for ``settle``
-seconds after start, so a starting sliver hears its peers first; then the
-shares go to the app before the install (so the app never runs the plan's
-full ``replicas`` here, and a restarted node re-adopts exactly its share). ``overshoot``
-(instances running above the target, as the beats report them) is in the
-status detail and ``inspect()``, with its maximum.
-
-**Quarantine.** After ``quarantine_after`` failed jobs of the deployment
-agent in a row, this sliver announces itself quarantined for
-``quarantine_for`` seconds with the reason; placement everywhere skips it.
+**Placement.** From the members that are not dead, every coordinator
+computes :func:`actors.placement.place` and tells the app
+:class:`actors.messages.Assign` with its own share when that changes; the
+agent installs a service here only for a share or a warm standby
+(:func:`actors.placement.installs`). Nothing is assigned or installed for
+``settle`` seconds after start, so a starting sliver hears its peers first;
+then the shares go to the app before the install (so the app never runs the
+plan's full ``replicas`` here, and a restarted node re-adopts exactly its
+share). ``overshoot`` (instances running above the target, as the beats
+report them) is in the status detail and ``inspect()``, with its maximum.
 
 **Plan commands.** A verified :class:`actors.messages.PlanCommand` (deploy,
 undeploy, scale) becomes a new plan version, adopted, broadcast, and
-replied to on ``layout.reply(request)`` in the commander's reply format,
-with ``result {"plan_version": n}`` when done.
+replied to on ``layout.reply(request)`` (``result {"plan_version": n}``).
 
 Threads: the hub reader and the beater only ``tell()`` the actor (the
 beater's tick carries how late its beat was); everything else runs in the
-actor's thread. Without a bus (unit tests) the
-reader is absent and events are told as :class:`Seen`.
+actor's thread. Without a bus (unit tests) there is no reader.
 
 Status: ``requested`` → ``initiated`` (plan loaded) → ``instantiated`` →
 ``running``, re-published when the share or the plan changes; ``failed``
@@ -75,6 +59,7 @@ from actors import placement
 from actors.coordinator import beats
 from actors.coordinator.beats import Beater
 from actors.coordinator.plans import PlanKeeper
+from actors.coordinator.quarantine import Quarantine
 from actors.coordinator.reader import HubReader, Seen, tell
 from actors.coordinator.scaler import Scaler
 from actors.messages import Assign, Deploy, PlanCommand, Undeploy
@@ -112,8 +97,6 @@ class Coordinator(Actor):
         self.labels = tuple(labels)
         self.heartbeat = heartbeat
         self.settle = 1.5 * heartbeat if settle is None else settle
-        self.quarantine_after = quarantine_after
-        self.quarantine_for = quarantine_for
         self.standby = standby
         self.bus = bus
         self.plans = PlanKeeper(None if plan is None else Path(plan),
@@ -129,8 +112,7 @@ class Coordinator(Actor):
         self.running_here: dict[str, int] = {}
         self.overshoot: dict[str, int] = {}
         self.max_overshoot = 0
-        self.failures = 0
-        self.quarantine: tuple[float, str] | None = None
+        self.quarantine = Quarantine(self.ctx.clock, quarantine_after, quarantine_for)
         self._started = 0.0
         self._requested: dict[str, Service] = {}  # what the agent was asked to install
         self._beater: Beater | None = None
@@ -196,7 +178,7 @@ class Coordinator(Actor):
             assignment={n: dict(p.counts) for n, p in self.assignment.items()},
             share=dict(self.share), replicas=dict(self.scaler.replicas),
             overshoot=dict(self.overshoot), max_overshoot=self.max_overshoot,
-            quarantined=self._quarantine_reason(), scaling=self.scaler.detail())
+            quarantined=self.quarantine.reason(), scaling=self.scaler.detail())
         return snapshot
 
     # --- the plan ----------------------------------------------------------------------------
@@ -231,20 +213,13 @@ class Coordinator(Actor):
                                {**self.plans.record(), "from": self.ctx.sliver}, retain=True)
         self.count("plan_broadcasts")
 
-    def _install(self, share: dict[str, int]) -> None:
+    def _install(self) -> None:
         """Ask the agent for the services this sliver runs or is a warm standby of."""
-        me = self.ctx.sliver
-        wanted = []
-        for name, placed in self.assignment.items():
-            service = self.plan.services[name]
-            if self._requested.get(name) == service:
-                continue
-            standby = placed.wanted if self.standby is None else self.standby
-            rank = placed.eligible.index(me) if me in placed.eligible else None
-            if share.get(name, 0) > 0 or (rank is not None and placed.wanted > 0
-                                          and rank < placed.wanted + standby):
-                wanted.append(name)
-                self._requested[name] = service
+        wanted = [name for name in placement.installs(self.assignment, self.ctx.sliver,
+                                                      self.standby)
+                  if self._requested.get(name) != self.plan.services[name]]
+        for name in wanted:
+            self._requested[name] = self.plan.services[name]
         if wanted:
             self.count("install_requests", len(wanted))
             self._tell(self.agent_path, Deploy(self.plan, wanted))
@@ -318,27 +293,16 @@ class Coordinator(Actor):
         if message.path != self.agent_path:
             return
         if message.state == FAILED:
-            self.failures += 1
-            if self.failures >= self.quarantine_after and self.quarantine is None:
-                until = self.ctx.clock.monotonic() + self.quarantine_for
-                self.quarantine = (until, f"{self.failures} failed deployment jobs in a row, "
-                                          f"last: {message.reason}")
-                log.error("%s: quarantined for %ss: %s", self.path, self.quarantine_for,
-                          self.quarantine[1])
+            reason = self.quarantine.failed(message.reason)
+            if reason is not None:
+                log.error("%s: quarantined for %ss: %s", self.path, self.quarantine.period,
+                          reason)
                 self.world.beat(self.ctx.sliver, self._refresh_beat())
                 if self._beater is not None:
                     self._beater.poke()
                 self._place()
         elif message.state == RUNNING:
-            self.failures = 0
-
-    def _quarantine_reason(self) -> str | None:
-        if self.quarantine is None:
-            return None
-        if self.ctx.clock.monotonic() >= self.quarantine[0]:
-            self.quarantine, self.failures = None, 0
-            return None
-        return self.quarantine[1]
+            self.quarantine.succeeded()
 
     def _tick(self, tick: _Tick) -> None:
         """A beat went out: note how late we are, age the view, place."""
@@ -356,7 +320,7 @@ class Coordinator(Actor):
             labels=self.labels, services=self.running_here, assigned=self.share,
             metrics=self.sampler.snapshot(),
             scaling=self.scaler.beat_entries(self.plan.version),
-            quarantined=self._quarantine_reason(),
+            quarantined=self.quarantine.reason(),
             restarts=self.counters.get("assign_changes", 0))
         if self._beater is not None:
             self._beater.set_content(content)
@@ -397,7 +361,7 @@ class Coordinator(Actor):
                 self.count("assign_changes")
                 self._tell(self.app_path, Assign(name, count))
                 changed = True
-        self._install(share)  # after the shares: the app must know its share first
+        self._install()  # after the shares: the app must know its share first
         if changed:
             self._refresh_beat()
             self.publish_status_detail()
@@ -413,7 +377,7 @@ class Coordinator(Actor):
         return {"plan_version": self.plan.version, "share": dict(self.share),
                 "live": sorted(self.world.placeable()), "suspected": self.world.suspected(),
                 "dead": self.world.dead(), "overshoot": dict(self.overshoot),
-                "quarantined": self._quarantine_reason(), "scaling": self.scaler.detail()}
+                "quarantined": self.quarantine.reason(), "scaling": self.scaler.detail()}
 
     def publish_status_detail(self) -> None:
         """Re-publish the current state with the current share (not a transition)."""
