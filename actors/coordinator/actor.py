@@ -203,6 +203,7 @@ class Coordinator(Actor):
                 self._requested.pop(name, None)
         self._sample_targets()
         self._place()
+        self._refresh_beat()  # the next beat already says the new version
         self.publish_status_detail()
         return True
 
@@ -289,6 +290,7 @@ class Coordinator(Actor):
             self._ports = {name: list(s.get("ports") or ()) for name, s in services.items()
                            if s.get("state") in ("starting", "running", "upgrading")}
             self._sample_targets()
+            self._refresh_beat()
             return
         if message.path != self.agent_path:
             return
