@@ -42,6 +42,11 @@ Messages (``tell``, see :mod:`actors.messages`):
   coordinator's share; overrides the plan's ``replicas``). A different count
   restarts the service's local instances ``0 .. count-1`` on the same
   version; 0 stops them and keeps the service ``stopped``, ready to start.
+  Once a share is assigned, an ``Installed`` of the running version whose
+  plan entry differs only in ``replicas``, ``placement`` or ``scaling`` (a
+  new plan version, e.g. ``dsmt scale``) keeps the processes: only a change
+  of how an instance runs (command, env, ports, health, restart policy…)
+  restarts them.
 
 Giving up, the OTP way: service supervisors are **temporary** children of
 the app. A service supervisor that reaches its intensity stops its
@@ -64,6 +69,7 @@ process actors (bounded waits; none of them ever waits on the app).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +85,7 @@ from dsmt.supervisor import Supervisor
 from actors.deploy import journal as j
 from actors.deploy.manifest import Manifest
 from actors.messages import Assign, GaveUp, Installed, Rollback, Undeploy, Undeployed
-from actors.plan import Service
+from actors.plan import Placement, Service
 from actors.process.health import HealthMonitor, HealthResult
 from actors.service import (health_check, health_policy, instance_count, journaled, ports_for,
                             resolved_health, service_spec, stop_settings)
@@ -243,9 +249,12 @@ class AppSupervisor(Supervisor):
         plan = message.plan or (old.plan if old is not None else None) \
             or Service(name, package="", sha256="", version=message.version)
         count = self._assigned.get(name, instance_count(plan))
-        if (old is not None and old.version == message.version and old.plan == plan
+        if (old is not None and old.version == message.version
+                and (old.plan == plan or (name in self._assigned
+                                          and _how_it_runs(old.plan) == _how_it_runs(plan)))
                 and old.state in (STARTING, RUNNING, UPGRADING) and message.rollback is None
                 and len(old.ports) == count):
+            old.plan = plan  # a new plan version that changes nothing here: keep the processes
             return  # already running this version
         upgrade = (old is not None and old.state == RUNNING and old.version != message.version
                    and message.rollback is None)
@@ -424,6 +433,16 @@ class AppSupervisor(Supervisor):
         self.publish_status()
         for observer in self.ctx.registry.observers(self.path):
             self.report_state(observer)
+
+
+def _how_it_runs(plan: Service) -> Service:
+    """A plan entry without what only placement uses (replicas, placement, scaling).
+
+    Under a coordinator (a share was assigned) the share, not ``replicas``,
+    decides the count here, so two plan versions that differ only there run
+    the same local instances.
+    """
+    return dataclasses.replace(plan, replicas=0, placement=Placement(), scaling=None)
 
 
 def _tell(ref: Any, message: Any) -> bool:

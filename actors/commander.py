@@ -42,7 +42,9 @@ Key: ``key_file`` (from node.toml) is loaded at start; without one, or if
 it cannot be read (logged), every command is rejected as ``no-key`` and the
 status reason says why. The :class:`dsmt.commands.ReplayCache` is given in
 the child spec, so a restarted commander keeps the nonces its predecessor
-accepted (a node restart does not: see the README's deviations).
+accepted; the sliver gives it the workspace's state database, where the
+nonces are kept until they expire, so a node restart keeps them too
+(``inspect()``: ``replay_cache``, ``replay_persisted``, ``replay_error``).
 
 Threads: a reader thread owns the bus :class:`dsmt.bus.Subscriber` and only
 ``tell()``\\s this actor each command event; everything else, including the
@@ -159,6 +161,8 @@ class Commander(Actor):
         snapshot["key"] = {"file": self.config["key_file"], "loaded": self.key is not None,
                            "problem": self.key_problem}
         snapshot["replay_cache"] = len(self.replay)
+        snapshot["replay_persisted"] = self.replay.persisted
+        snapshot["replay_error"] = self.replay.persist_error
         return snapshot
 
     # --- commands (actor thread) -------------------------------------------------

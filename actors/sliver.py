@@ -71,9 +71,10 @@ def children(config: NodeConfig) -> list[ChildSpec]:
             "heartbeat": config.heartbeat, "suspect_after": config.suspect_after,
             "dead_after": config.dead_after}),
         # Last, so rest_for_one never restarts the others because of it; the
-        # replay cache lives in the spec so a restarted commander keeps it.
+        # replay cache lives in the spec so a restarted commander keeps it, and
+        # in the state database so a restarted node keeps it too.
         ChildSpec("commander", Commander, {"key_file": config.key_file,
-                                           "replay": ReplayCache()}),
+                                           "replay": ReplayCache(path=workspace.state_db)}),
     ]
     return specs
 

@@ -8,8 +8,9 @@ beats) is started with no plan. Then:
 
 - **deploy**: a plan with one 3-instance demo-app service is published on
   the plan channel (retained, as ``dsmt deploy`` does); measured from the
-  publish to all 3 instances answering ``GET /health`` (every eligible
-  sliver installs the package, 3 of them start it);
+  publish to all 3 instances answering ``GET /health`` (the 3 slivers
+  placed and 3 warm standbys install the package, the 3 placed start it;
+  see :mod:`actors.coordinator.actor`);
 - **fail-over**, ``--kills`` times, each time on another sliver that runs
   an instance: kill -9 of the sliver's node process and of its app
   processes; measured from the kill to (1) the first coordinator status
@@ -22,6 +23,15 @@ beats) is started with no plan. Then:
   to one period before the kill), and the bare restart of
   a local instance (kill -9 of one app process → ``/health`` answers again
   on the same sliver and port: the app supervisor's path, no placement);
+- **overshoot**: a sampler thread counts the demo app's server processes
+  slice-wide (the process table, every 0.2 s) the whole time; per phase
+  (deploy, each fail-over) the report has the most instances seen, the
+  overshoot above 3, and when the count settled at exactly 3 (and stayed
+  there for two heartbeat periods);
+- **heartbeat lateness**: every beat the watcher reads carries ``late``
+  (its sender's lateness against its schedule) and arrives some time after
+  its ``ts`` (transit, sender → router → watcher); per phase, their p50,
+  p99 and max;
 - **memory**: RSS and USS of every node process (and threads: pykka actors
   are one thread each), of the app instances and of the router; the USS of
   a bare interpreter that imports what a node imports, so the part the
@@ -57,7 +67,7 @@ import psutil
 
 from actors.deploy.package import build_demo
 from actors.localslice import SERVICE, LocalSlice
-from dsmt.event import RECORD, STATUS, Address, Sequencer
+from dsmt.event import HEARTBEAT as BEAT_TYPE, RECORD, STATUS, Address, Sequencer
 from gateways.psepr.client import Client
 
 HEARTBEAT = 1.0        # the node default (nodeconf)
@@ -143,6 +153,7 @@ class Watch:
     def __init__(self, slice_: LocalSlice) -> None:
         self.layout = slice_.layout
         self.events: list[tuple[float, Any]] = []
+        self.beats: list[tuple[float, float, Any]] = []  # arrival, transit, sender's "late"
         self.lock = threading.Lock()
         self.client = Client([slice_.address], SERVICE, slice_.password, instance="bench",
                              reconnect_pause=0.1).start()
@@ -152,6 +163,18 @@ class Watch:
     def _seen(self, event: Any) -> None:
         with self.lock:
             self.events.append((time.monotonic(), event))
+            if event.type == BEAT_TYPE and isinstance(event.payload, dict):
+                self.beats.append((time.monotonic(), time.time() - event.ts,
+                                   event.payload.get("late")))
+
+    def lateness(self, since: float, until: float) -> dict[str, Any]:
+        """Beats arrived in ``[since, until]``: transit and sender lateness, p50/p99/max."""
+        with self.lock:
+            rows = [(tr, late) for t, tr, late in self.beats if since <= t <= until]
+        return {"beats": len(rows),
+                "transit_s": percentiles([tr for tr, _ in rows]),
+                "sender_late_s": percentiles([late for _, late in rows
+                                              if isinstance(late, (int, float))])}
 
     def beating(self, since: float) -> set[str]:
         with self.lock:
@@ -159,7 +182,10 @@ class Watch:
                     for s in [self.layout.parse_heartbeat(e.channel)] if s}
 
     def placed_without(self, victim: str, since: float) -> float | None:
-        """Arrival of the first coordinator status after ``since`` whose ``live`` lacks ``victim``."""
+        """Arrival of the first coordinator status after ``since`` whose ``live`` lacks ``victim``.
+
+        ``live`` is the slivers that keep their share: the victim leaves it when declared dead.
+        """
         with self.lock:
             for t, e in self.events:
                 if t < since or e.type != STATUS or not isinstance(e.payload, dict):
@@ -178,6 +204,67 @@ class Watch:
 
     def close(self) -> None:
         self.client.close()
+
+
+class Census:
+    """A thread counting the app's server processes slice-wide every ``interval`` seconds."""
+
+    def __init__(self, slice_: LocalSlice, interval: float = 0.2) -> None:
+        self.root = str(slice_.root.resolve()) + os.sep
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Census:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(10)
+
+    def count(self) -> int:
+        n = 0
+        for p in psutil.process_iter(["cwd", "cmdline"]):
+            if (p.info.get("cwd") or "").startswith(self.root) and \
+                    any(part.endswith("server.py") for part in p.info.get("cmdline") or ()):
+                n += 1
+        return n
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            n = self.count()
+            with self.lock:
+                self.samples.append((time.monotonic(), n))
+            self.stopping.wait(self.interval)
+
+    def phase(self, since: float, until: float, target: int = REPLICAS) -> dict[str, Any]:
+        """Most instances seen in ``[since, until]``, overshoot, and when it settled at target."""
+        with self.lock:
+            rows = [(t, n) for t, n in self.samples if since <= t <= until]
+        if not rows:
+            return {"samples": 0}
+        settled = None
+        for t, n in rows:
+            if n != target:
+                settled = None
+            elif settled is None:
+                settled = t
+        most = max(n for _, n in rows)
+        return {"samples": len(rows), "max_instances": most,
+                "overshoot": max(0, most - target),
+                "settled_at_target_s": None if settled is None else round(settled - since, 3),
+                "final_instances": rows[-1][1]}
+
+
+def percentiles(values: list[float]) -> dict[str, Any]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"n": 0}
+    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)  # noqa: E731
+    return {"n": len(ordered), "p50": pick(0.5), "p99": pick(0.99), "max": round(ordered[-1], 3)}
 
 
 # --- memory -----------------------------------------------------------------------------
@@ -279,6 +366,7 @@ def run_one(n: int, kills: int, restarts: int, archive: Path, sha256: str) -> di
     root = Path(tempfile.mkdtemp(prefix="dsmt-bench-", dir="/tmp"))
     slice_ = LocalSlice(root, slivers=n)
     watch = None
+    census = Census(slice_).start()
     try:
         log(f"[{n}] starting the router and {n} slivers in {root}")
         t0 = time.monotonic()
@@ -299,14 +387,24 @@ def run_one(n: int, kills: int, restarts: int, archive: Path, sha256: str) -> di
         log(f"[{n}] deployed: first healthy {first_at:.2f}s, all {deploy:.2f}s ({sorted(first)})")
         try:
             placed = stable(slice_, set(), 60)
+            wait_until(lambda: census.count() == REPLICAS, 60,
+                       f"exactly {REPLICAS} app processes")
+            placed = stable(slice_, set(), 60)
         except RuntimeError as exc:  # e.g. overshoot: report it instead of the fail-over
+            now = time.monotonic()
             return {"slivers": n, "all_beating_s": round(started, 2),
                     "deploy_s": {"first_healthy": round(first_at, 3),
                                  "all_healthy": round(deploy, 3)},
-                    "error": f"{exc}: {len(instances(slice_, set()))} healthy instances "
-                             f"for replicas={REPLICAS}",
+                    "deploy_instances": census.phase(published, now),
+                    "deploy_heartbeats": watch.lateness(published, now),
+                    "error": f"{exc}: {len(instances(slice_, set()))} healthy instances, "
+                             f"{census.count()} app processes for replicas={REPLICAS}",
                     "loadavg": [round(x, 2) for x in os.getloadavg()],
                     "memory": memory(slice_, set())}
+        settled = time.monotonic()
+        deploy_instances = census.phase(published, settled)
+        deploy_beats = watch.lateness(published, settled)
+        log(f"[{n}] deploy: {deploy_instances}; beats {deploy_beats}")
 
         mem = memory(slice_, set())
         log(f"[{n}] node RSS median {mem['node_rss_mib']['median']} MiB, "
@@ -320,7 +418,7 @@ def run_one(n: int, kills: int, restarts: int, archive: Path, sha256: str) -> di
             placed = stable(slice_, set(), 60)
 
         dead: set[str] = set()
-        detect, start, heal = [], [], []
+        detect, start, heal, failovers = [], [], [], []
         for i in range(kills):
             victim = sorted({s for s, _ in placed} - dead)[0]
             before = set(placed)
@@ -344,18 +442,24 @@ def run_one(n: int, kills: int, restarts: int, archive: Path, sha256: str) -> di
             detect.append(noticed - killed)
             start.append((started_at[0] if started_at else healed) - killed)
             heal.append(healed - killed)
-            log(f"[{n}] kill {i + 1}/{kills} of {victim}: placed {detect[-1]:.2f}s, "
-                f"started {start[-1]:.2f}s, healthy {heal[-1]:.2f}s")
             placed = stable(slice_, dead, 60)
+            done = time.monotonic()
+            failovers.append({"victim": victim, "instances": census.phase(killed, done),
+                              "heartbeats": watch.lateness(killed, done)})
+            log(f"[{n}] kill {i + 1}/{kills} of {victim}: placed {detect[-1]:.2f}s, "
+                f"started {start[-1]:.2f}s, healthy {heal[-1]:.2f}s; {failovers[-1]}")
 
         return {"slivers": n, "all_beating_s": round(started, 2),
                 "deploy_s": {"first_healthy": round(first_at, 3), "all_healthy": round(deploy, 3)},
+                "deploy_instances": deploy_instances, "deploy_heartbeats": deploy_beats,
+                "failovers": failovers,
                 "failover_s": {"detected_and_placed": summary(detect),
                                "replacement_started": summary(start),
                                "all_healthy": summary(heal)},
                 "bare_restart_s": summary(restart_times),
                 "memory": mem}
     finally:
+        census.stop()
         if watch is not None:
             watch.close()
         slice_.stop()

@@ -47,7 +47,14 @@ overloaded     the replay cache is full (``capacity`` live nonces)
 The :class:`ReplayCache` keeps each accepted nonce until its command would
 be stale anyway (``ts + max_age``), so it holds at most the nonces of one
 window and is bounded by ``capacity``; when full it refuses commands rather
-than forgetting a nonce that could then be replayed.
+than forgetting a nonce that could then be replayed. Given a ``path`` (the
+sliver's state database, SQLite), it also writes every accepted nonce there
+(table ``replay_nonces``, committed before the command runs) and reads the
+unexpired ones back when a new cache opens it, so a command captured before
+a node restart cannot be replayed after it. If the database cannot be used,
+the error is logged and kept in :attr:`ReplayCache.persist_error`, and the
+cache goes on in memory (commands keep being verified; only the restart
+protection is lost, and ``inspect()`` of the commander says so).
 
 Key files hold 32 random bytes as 64 hex digits and a newline, mode 0600;
 :func:`load_key` refuses a file that its group or others may read.
@@ -63,17 +70,22 @@ import hashlib
 import heapq
 import hmac
 import json
+import logging
 import math
 import os
 import secrets
+import sqlite3
 import stat
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from dsmt import channels
 from dsmt.errors import ChannelError, DsmtError
+
+log = logging.getLogger(__name__)
 
 MAX_AGE = 30.0
 KEY_BYTES = 32
@@ -187,20 +199,76 @@ def parse(text: str | bytes) -> Body:
 
 
 class ReplayCache:
-    """The nonces accepted within the last window, each forgotten once its command is stale."""
+    """The nonces accepted within the last window, each forgotten once its command is stale.
 
-    def __init__(self, max_age: float = MAX_AGE, capacity: int = REPLAY_CAPACITY) -> None:
+    ``path``: an SQLite database that keeps them across restarts (see the
+    module docstring); opened at the first use, from any thread.
+    """
+
+    def __init__(self, max_age: float = MAX_AGE, capacity: int = REPLAY_CAPACITY,
+                 path: str | Path | None = None) -> None:
         self.max_age = max_age
         self.capacity = capacity
+        self.path = None if path is None else Path(path)
+        self.persist_error: str | None = None
         self._expiry: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []
         self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._opened = False
 
     def __len__(self) -> int:
-        return len(self._expiry)
+        with self._lock:
+            self._open()
+            return len(self._expiry)
 
     def __contains__(self, nonce: str) -> bool:
-        return nonce in self._expiry
+        with self._lock:
+            self._open()
+            return nonce in self._expiry
+
+    @property
+    def persisted(self) -> bool:
+        """True when accepted nonces are written to the database."""
+        return self._db is not None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+            self._db = None
+
+    def _open(self) -> None:
+        if self._opened or self.path is None:
+            return
+        self._opened = True
+        try:
+            db = sqlite3.connect(str(self.path), timeout=10.0, check_same_thread=False,
+                                 isolation_level=None)
+            db.execute("CREATE TABLE IF NOT EXISTS replay_nonces "
+                       "(nonce TEXT PRIMARY KEY, expiry REAL NOT NULL)")
+            now = time.time()
+            db.execute("DELETE FROM replay_nonces WHERE expiry < ?", (now,))
+            rows = db.execute("SELECT nonce, expiry FROM replay_nonces").fetchall()
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            return
+        self._db = db
+        for nonce, expiry in rows:
+            if self._expiry.get(nonce, float("-inf")) < expiry:
+                self._expiry[nonce] = expiry
+                heapq.heappush(self._heap, (expiry, nonce))
+
+    def _failed(self, exc: BaseException) -> None:
+        self.persist_error = f"{self.path}: {exc}"
+        log.error("replay cache: cannot keep nonces in %s (they are kept in memory only): %s",
+                  self.path, exc)
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+        self._db = None
 
     def evict(self, now: float) -> None:
         """Forget every nonce whose command is stale at ``now``."""
@@ -208,11 +276,19 @@ class ReplayCache:
             self._evict(now)
 
     def _evict(self, now: float) -> None:
+        self._open()
         heap = self._heap
+        evicted = False
         while heap and heap[0][0] < now:
             expiry, nonce = heapq.heappop(heap)
             if self._expiry.get(nonce) == expiry:
                 del self._expiry[nonce]
+                evicted = True
+        if evicted and self._db is not None:
+            try:
+                self._db.execute("DELETE FROM replay_nonces WHERE expiry < ?", (now,))
+            except sqlite3.Error as exc:
+                self._failed(exc)
 
     def add(self, nonce: str, ts: float, now: float) -> None:
         """Remember ``nonce`` (of a command made at ``ts``); CommandRejected if seen or full."""
@@ -223,6 +299,12 @@ class ReplayCache:
             if len(self._expiry) >= self.capacity:
                 raise CommandRejected(OVERLOADED, f"{self.capacity} commands in {self.max_age}s")
             expiry = ts + self.max_age
+            if self._db is not None:
+                try:  # on disk before the command runs: a restart cannot forget it
+                    self._db.execute("INSERT OR REPLACE INTO replay_nonces VALUES (?, ?)",
+                                     (nonce, expiry))
+                except sqlite3.Error as exc:
+                    self._failed(exc)
             self._expiry[nonce] = expiry
             heapq.heappush(self._heap, (expiry, nonce))
 

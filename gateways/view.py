@@ -7,6 +7,25 @@ asks every bridge to re-send its current state (a *resync*, see
 ``dsmt status`` (``{sliver, component, state, since, reason}``) and
 :meth:`SliceView.services` the application instances behind ``dsmt up``.
 
+**Liveness** (:meth:`SliceView.slivers`): the view also leases the
+coordinators' heartbeats and judges every sliver it has heard of:
+
+=========  =============================================================
+state      when
+=========  =============================================================
+alive      its newest beat is younger than ``k`` of its periods (k = 3)
+suspected  no beat for ``k`` periods (its heartbeats stopped, or are late)
+dead       it said it is leaving; or no beat for ``k`` periods plus
+           :data:`DEAD_AFTER`; or a live coordinator says it is dead
+=========  =============================================================
+
+A beat's age is the view's wall time minus the beat's ``ts``. The peers'
+verdicts come from the coordinators' status (``suspected``/``dead``
+lists), so a view started after a sliver died (whose bridge can no longer
+answer the resync) still names it. :meth:`SliceView.rows` adds a row per
+sliver with component ``heartbeat`` when asked (state = liveness, ``since`` = its last
+beat's time, ``reason`` = why), in the schema of the other rows.
+
 Thread-safety: events arrive in the client's thread; every read method may
 be called from any thread and returns a copy.
 """
@@ -18,10 +37,16 @@ import time
 from typing import Any, Iterable
 
 from dsmt.channels import Layout
-from dsmt.event import STATUS, Event
+from dsmt.event import HEARTBEAT, STATUS, Event
 
 from gateways.bridge import resync_request
 from gateways.psepr.client import Client
+
+
+SUSPECT_AFTER = 3       # missed beats (the node default)
+DEAD_AFTER = 10.0       # further seconds of silence (the node default)
+ALIVE, SUSPECTED, DEAD = "alive", "suspected", "dead"
+HEARTBEAT_COMPONENT = "heartbeat"
 
 
 class SliceView:
@@ -29,11 +54,13 @@ class SliceView:
                  layout: Layout, *, instance: str = "dsmt-cli") -> None:
         self.layout = layout
         self._status: dict[tuple[str, str], Event] = {}
+        self._beats: dict[str, Event] = {}
         self._lock = threading.RLock()  # re-entrant: a wait() predicate may call status()
         self._changed = threading.Condition(self._lock)
         self.client = Client(list(routers), service, password, instance=instance,
                              reconnect_pause=0.2)
         self.subscription = self.client.lease(layout.base, self._received, type=STATUS)
+        self.beats = self.client.lease(layout.heartbeat(), self._beat, type=HEARTBEAT)
 
     def start(self, timeout: float = 10.0) -> SliceView:
         """Connect, wait for the lease, and ask every bridge for its current state."""
@@ -67,6 +94,16 @@ class SliceView:
                 self._status[(sliver, component)] = event
             self._changed.notify_all()
 
+    def _beat(self, event: Event) -> None:
+        sliver = self.layout.parse_heartbeat(event.channel)
+        if sliver is None or not isinstance(event.payload, dict):
+            return
+        with self._changed:
+            old = self._beats.get(sliver)
+            if old is None or old.ts <= event.ts:
+                self._beats[sliver] = event
+            self._changed.notify_all()
+
     def wait(self, predicate, timeout: float | None) -> bool:
         """Block until ``predicate(view)`` holds (re-checked on every event); its result."""
         with self._changed:
@@ -78,14 +115,78 @@ class SliceView:
             event = self._status.get((sliver, component))
         return None if event is None else dict(event.payload)
 
-    def rows(self) -> list[dict[str, Any]]:
-        """One row per (sliver, component): state, since (wall time), reason."""
+    def beat(self, sliver: str) -> dict[str, Any] | None:
+        """The newest heartbeat payload of ``sliver``, or None."""
+        with self._lock:
+            event = self._beats.get(sliver)
+        return None if event is None else dict(event.payload)
+
+    def rows(self, heartbeats: bool = False) -> list[dict[str, Any]]:
+        """One row per (sliver, component): state, since (wall time), reason.
+
+        With ``heartbeats``, also one ``heartbeat`` row per sliver the view
+        judged (see :meth:`slivers`), as ``dsmt status`` shows them.
+        """
         with self._lock:
             items = sorted(self._status.items())
-        return [{"sliver": sliver, "component": component,
+        rows = [{"sliver": sliver, "component": component,
                  "state": event.payload.get("state"), "since": event.ts,
                  "reason": event.payload.get("reason")}
                 for (sliver, component), event in items]
+        if not heartbeats:
+            return rows
+        rows += [{"sliver": name, "component": HEARTBEAT_COMPONENT, "state": s["state"],
+                  "since": s["last_beat"], "reason": s["reason"]}
+                 for name, s in ((s["sliver"], s) for s in self.slivers())]
+        return sorted(rows, key=lambda r: (r["sliver"], r["component"]))
+
+    def slivers(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Every sliver heard of (beats, statuses, peers' verdicts) and its liveness.
+
+        ``{sliver, state, last_beat (wall time or None), age (s or None),
+        reason, dead_for (peers that say it is dead)}``, ordered by name.
+        """
+        now = time.time() if now is None else now
+        with self._lock:
+            beats = dict(self._beats)
+            names = {s for s, _ in self._status} | set(beats)
+            coordinators = {s: e.payload for (s, c), e in self._status.items()
+                            if c == "coordinator"}
+        out = {}
+        for name in sorted(names):
+            beat = beats.get(name)
+            out[name] = self._judge(name, beat, now)
+        for name, judged in list(out.items()):  # its own view of itself does not count
+            if judged["state"] == ALIVE and name in coordinators:
+                for peer in coordinators[name].get("dead") or ():
+                    if isinstance(peer, str):
+                        out.setdefault(peer, self._judge(peer, None, now))["dead_for"].append(name)
+        for name, judged in out.items():
+            if judged["dead_for"] and judged["state"] != DEAD and (
+                    judged["age"] is None or judged["age"] >= judged["period"]):
+                judged["state"] = DEAD
+                judged["reason"] = f"dead according to {', '.join(sorted(judged['dead_for']))}"
+        return [{k: v for k, v in j.items() if k != "period"} for _, j in sorted(out.items())]
+
+    @staticmethod
+    def _judge(name: str, beat: Event | None, now: float) -> dict[str, Any]:
+        if beat is None:
+            return {"sliver": name, "state": None, "last_beat": None, "age": None,
+                    "reason": "no heartbeat seen", "dead_for": [], "period": 1.0}
+        period = beat.payload.get("period")
+        period = float(period) if isinstance(period, (int, float)) and period > 0 else 1.0
+        age = max(0.0, now - beat.ts)
+        suspect = SUSPECT_AFTER * period
+        if beat.payload.get("leaving"):
+            state, reason = DEAD, "left the slice (graceful stop)"
+        elif age < suspect:
+            state, reason = ALIVE, None
+        elif age < suspect + DEAD_AFTER:
+            state, reason = SUSPECTED, f"no heartbeat for {age:.1f}s"
+        else:
+            state, reason = DEAD, f"no heartbeat for {age:.1f}s"
+        return {"sliver": name, "state": state, "last_beat": beat.ts, "age": round(age, 3),
+                "reason": reason, "dead_for": [], "period": period}
 
     def services(self) -> list[dict[str, Any]]:
         """The application services per sliver, from each app supervisor's status."""

@@ -7,8 +7,9 @@ actor        :class:`Coordinator`, the actor that composes the parts below and
              runs this sliver's share (placement, quarantine, plan commands)
 plans        :class:`PlanKeeper`: load, persist, adopt and derive plans;
              anti-entropy pacing; :func:`to_toml`
-beats        the heartbeat record every sliver publishes
+beats        the heartbeat record and :class:`Beater`, the thread that sends it
 scaler       :class:`Scaler`: scaling decisions merged across the slice
+quarantine   :class:`Quarantine`: out of placement after failed installs
 reader       :class:`HubReader`: the thread that reads plan and heartbeat events
 ===========  ===================================================================
 
@@ -19,8 +20,11 @@ and the CLI.
 """
 
 from actors.coordinator.actor import Coordinator
+from actors.coordinator.beats import Beater
 from actors.coordinator.plans import PLAN_FILE, PlanKeeper, to_toml
+from actors.coordinator.quarantine import Quarantine
 from actors.coordinator.reader import HubReader, Seen
 from actors.coordinator.scaler import Scaler
 
-__all__ = ["PLAN_FILE", "Coordinator", "HubReader", "PlanKeeper", "Scaler", "Seen", "to_toml"]
+__all__ = ["PLAN_FILE", "Beater", "Coordinator", "HubReader", "PlanKeeper", "Quarantine",
+           "Scaler", "Seen", "to_toml"]

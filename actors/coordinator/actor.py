@@ -4,44 +4,39 @@ Leaderless (DESIGN.md §5): every sliver's coordinator does the same thing
 from the same broadcast state, so no sliver is special. This actor composes
 single-purpose parts and owns the decisions that need all of them:
 
-- the plan (:class:`actors.coordinator.plans.PlanKeeper`): a plan newer
-  than ours, from the plan channel or a verified command, is adopted,
-  persisted and applied; a bad one is counted (``bad_plans``), logged and
-  shown in ``inspect()`` as ``plan_error``, and changes nothing; a peer
-  announcing an older version makes us re-publish ours;
-- heartbeats (:mod:`actors.coordinator.beats`) published every
-  ``heartbeat`` seconds, and everyone's read into an
-  :class:`actors.world.WorldView` (alive → suspected after
-  ``suspect_after`` missed beats → dead ``dead_after`` later; a beat
-  re-admits). On a graceful stop it publishes ``leaving: true``;
-- scaling (:class:`actors.coordinator.scaler.Scaler`) over the app's own
-  metric, sampled here by a :class:`actors.metrics.MetricSampler` thread;
-- the hub reader thread (:class:`actors.coordinator.reader.HubReader`).
+- the plan (:class:`~actors.coordinator.plans.PlanKeeper`): a newer plan,
+  from the plan channel or a verified command, is adopted, persisted and
+  applied; a bad one is counted (``bad_plans``) and shown as ``plan_error``;
+  a peer announcing an older version makes us re-publish ours;
+- heartbeats, sent by a :class:`~actors.coordinator.beats.Beater` thread
+  that nothing else blocks, everyone's read into an
+  :class:`actors.world.WorldView` (only dead slivers' shares move; see
+  there for suspicion vs death); ``leaving: true`` on a graceful stop;
+- scaling (:class:`~actors.coordinator.scaler.Scaler`) over the app's metric,
+  sampled by a :class:`actors.metrics.MetricSampler` thread;
+- quarantine (:class:`~actors.coordinator.quarantine.Quarantine`): after
+  ``quarantine_after`` failed agent jobs in a row this sliver announces
+  itself quarantined for ``quarantine_for`` s; placement everywhere skips it;
+- the hub reader thread (:class:`~actors.coordinator.reader.HubReader`).
 
-**Placement.** From the alive members (labels, quarantine) every
-coordinator computes :func:`actors.placement.place` and tells the app
-:class:`actors.messages.Assign` with its own share when that changes. The
-deployment agent installs every service this sliver is eligible for (so a
-sliver that inherits an instance only has to start it); the share decides
-what runs. Nothing is assigned or installed for ``settle`` seconds after
-start, so a starting sliver hears its peers first; then the shares go to the
-app before the install (so the app never runs the plan's full ``replicas``
-here, and a restarted node re-adopts exactly its share). ``overshoot``
-(instances running above the target, as the beats report them) is in the
-status detail and ``inspect()``, with its maximum.
-
-**Quarantine.** After ``quarantine_after`` failed jobs of the deployment
-agent in a row, this sliver announces itself quarantined for
-``quarantine_for`` seconds with the reason; placement everywhere skips it.
+**Placement.** From the members that are not dead, every coordinator
+computes :func:`actors.placement.place` and tells the app
+:class:`actors.messages.Assign` with its own share when that changes; the
+agent installs a service here only for a share or a warm standby
+(:func:`actors.placement.installs`). Nothing is assigned or installed for
+``settle`` seconds after start, so a starting sliver hears its peers first;
+then the shares go to the app before the install (so the app never runs the
+plan's full ``replicas`` here, and a restarted node re-adopts exactly its
+share). ``overshoot`` (instances running above the target, as the beats
+report them) is in the status detail and ``inspect()``, with its maximum.
 
 **Plan commands.** A verified :class:`actors.messages.PlanCommand` (deploy,
 undeploy, scale) becomes a new plan version, adopted, broadcast, and
-replied to on ``layout.reply(request)`` in the commander's reply format,
-with ``result {"plan_version": n}`` when done.
+replied to on ``layout.reply(request)`` (``result {"plan_version": n}``).
 
-Threads: the hub reader and the tick timer only ``tell()`` the actor;
-everything else runs in the actor's thread. Without a bus (unit tests) the
-reader is absent and events are told as :class:`Seen`.
+Threads: the hub reader and the beater only ``tell()`` the actor (the
+beater's tick carries how late its beat was); everything else runs in the
+actor's thread. Without a bus (unit tests) there is no reader.
 
 Status: ``requested`` → ``initiated`` (plan loaded) → ``instantiated`` →
 ``running``, re-published when the share or the plan changes; ``failed``
@@ -57,24 +52,32 @@ from typing import Any
 
 from dsmt.actor import Actor, Origin, StateChanged
 from dsmt.errors import DsmtError
-from dsmt.event import HEARTBEAT, RECORD, Event
+from dsmt.event import RECORD, Address, Event
 from dsmt.states import FAILED, INITIATED, INSTANTIATED, REQUESTED, RUNNING
 
 from actors import placement
 from actors.coordinator import beats
+from actors.coordinator.beats import Beater
 from actors.coordinator.plans import PlanKeeper
+from actors.coordinator.quarantine import Quarantine
 from actors.coordinator.reader import HubReader, Seen, tell
 from actors.coordinator.scaler import Scaler
 from actors.messages import Assign, Deploy, PlanCommand, Undeploy
 from actors.metrics import MetricSampler
-from actors.plan import Plan
+from actors.plan import Plan, Service
 from actors.world import WorldView
 
 log = logging.getLogger(__name__)
 
 
 class _Tick:
-    pass
+    """The beater sent a beat ``late`` seconds after its schedule, at monotonic ``at``."""
+
+    __slots__ = ("late", "at")
+
+    def __init__(self, late: float, at: float) -> None:
+        self.late = late
+        self.at = at
 
 
 class Coordinator(Actor):
@@ -82,8 +85,8 @@ class Coordinator(Actor):
                  app: str | None = None, workspace: str | Path | None = None,
                  labels: tuple[str, ...] = (), heartbeat: float = 1.0, suspect_after: int = 3,
                  dead_after: float = 10.0, settle: float | None = None,
-                 quarantine_after: int = 3, quarantine_for: float = 60.0, bus: Any = None,
-                 **config: Any) -> None:
+                 quarantine_after: int = 3, quarantine_for: float = 60.0,
+                 standby: int | None = None, bus: Any = None, **config: Any) -> None:
         super().__init__(origin, plan=None if plan is None else str(plan), agent=agent,
                          app=app, workspace=None if workspace is None else str(workspace),
                          labels=list(labels), heartbeat=heartbeat, suspect_after=suspect_after,
@@ -94,12 +97,12 @@ class Coordinator(Actor):
         self.labels = tuple(labels)
         self.heartbeat = heartbeat
         self.settle = 1.5 * heartbeat if settle is None else settle
-        self.quarantine_after = quarantine_after
-        self.quarantine_for = quarantine_for
+        self.standby = standby
         self.bus = bus
         self.plans = PlanKeeper(None if plan is None else Path(plan),
                                 None if workspace is None else Path(workspace), origin.path)
-        self.world = WorldView(self.ctx.clock, heartbeat, suspect_after, dead_after)
+        self.world = WorldView(self.ctx.clock, heartbeat, suspect_after, dead_after,
+                               own=origin.ctx.sliver)
         self.scaler = Scaler(origin.path)
         self.epoch = secrets.token_hex(4)
         self.assignment: placement.Assignment = {}
@@ -109,11 +112,10 @@ class Coordinator(Actor):
         self.running_here: dict[str, int] = {}
         self.overshoot: dict[str, int] = {}
         self.max_overshoot = 0
-        self.failures = 0
-        self.quarantine: tuple[float, str] | None = None
+        self.quarantine = Quarantine(self.ctx.clock, quarantine_after, quarantine_for)
         self._started = 0.0
-        self._deployed = 0
-        self._timer: Any = None
+        self._requested: dict[str, Service] = {}  # what the agent was asked to install
+        self._beater: Beater | None = None
         self._reader: HubReader | None = None
 
     @property
@@ -137,7 +139,15 @@ class Coordinator(Actor):
         self._start_reader()
         self.sampler.start()
         self.change_state(INSTANTIATED, plan_version=self.plan.version)
-        self._tick()
+        ref, clock = self.actor_ref, self.ctx.clock
+        self._beater = Beater(
+            self.heartbeat, self.ctx.layout.heartbeat(self.ctx.sliver), clock,
+            publishers=self.ctx.publishers,
+            sender=Address(f"{self.component}.heartbeat", self.ctx.sliver),
+            on_sent=lambda late: tell(ref, _Tick(late, clock.monotonic())),
+            metrics=self.sampler.snapshot, name=self.path)
+        self.world.beat(self.ctx.sliver, self._refresh_beat())
+        self._beater.start()
         self.change_state(RUNNING, **self._detail())
 
     def on_stop(self) -> None:
@@ -148,9 +158,9 @@ class Coordinator(Actor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Tick):
-            return self._tick()
+            return self._tick(message)
         if isinstance(message, Seen):
-            return self._seen(message.event)
+            return self._seen(message)
         if isinstance(message, StateChanged):
             return self._observed(message)
         if isinstance(message, PlanCommand):
@@ -162,10 +172,13 @@ class Coordinator(Actor):
         snapshot.update(
             plan_version=self.plan.version, services=sorted(self.plan.services),
             plan_error=self.plans.error, world=self.world.summary(),
+            view=self.world.health(), suspected=self.world.suspected(), dead=self.world.dead(),
+            beats=None if self._beater is None else self._beater.stats(),
+            installs={n: s.version for n, s in self._requested.items()},
             assignment={n: dict(p.counts) for n, p in self.assignment.items()},
             share=dict(self.share), replicas=dict(self.scaler.replicas),
             overshoot=dict(self.overshoot), max_overshoot=self.max_overshoot,
-            quarantined=self._quarantine_reason(), scaling=self.scaler.detail())
+            quarantined=self.quarantine.reason(), scaling=self.scaler.detail())
         return snapshot
 
     # --- the plan ----------------------------------------------------------------------------
@@ -187,8 +200,10 @@ class Coordinator(Actor):
             if name not in new.services:
                 self._tell(self.agent_path, Undeploy(name))
                 self.share.pop(name, None)
+                self._requested.pop(name, None)
         self._sample_targets()
         self._place()
+        self._refresh_beat()  # the next beat already says the new version
         self.publish_status_detail()
         return True
 
@@ -199,13 +214,15 @@ class Coordinator(Actor):
                                {**self.plans.record(), "from": self.ctx.sliver}, retain=True)
         self.count("plan_broadcasts")
 
-    def _apply_plan(self) -> None:
-        """Install every service this sliver may run (its share decides what runs)."""
-        mine = {self.ctx.sliver: self.labels}
-        wanted = [s.name for s in self.plan.services.values()
-                  if s.replicas != 0 and placement.eligible(s, mine)]
-        self._deployed = self.plan.version
+    def _install(self) -> None:
+        """Ask the agent for the services this sliver runs or is a warm standby of."""
+        wanted = [name for name in placement.installs(self.assignment, self.ctx.sliver,
+                                                      self.standby)
+                  if self._requested.get(name) != self.plan.services[name]]
+        for name in wanted:
+            self._requested[name] = self.plan.services[name]
         if wanted:
+            self.count("install_requests", len(wanted))
             self._tell(self.agent_path, Deploy(self.plan, wanted))
 
     def _command(self, message: PlanCommand) -> None:
@@ -235,7 +252,11 @@ class Coordinator(Actor):
 
     # --- the world -------------------------------------------------------------------------
 
-    def _seen(self, event: Event) -> None:
+    def _seen(self, seen: Seen) -> None:
+        event: Event = seen.event
+        clock = self.ctx.clock
+        if seen.at is not None:
+            self.world.late(clock.monotonic() - seen.at)  # waited in our mailbox
         layout = self.ctx.layout
         payload = event.payload if isinstance(event.payload, dict) else {}
         if event.channel == layout.plan():
@@ -246,8 +267,9 @@ class Coordinator(Actor):
         sliver = layout.parse_heartbeat(event.channel)
         if sliver is None or sliver == self.ctx.sliver:
             return
-        age = max(0.0, self.ctx.clock.wall() - float(event.ts))
-        change = self.world.beat(sliver, payload, age)
+        age = max(0.0, clock.wall() - float(event.ts))
+        transit = None if seen.wall is None else seen.wall - float(event.ts)
+        change = self.world.beat(sliver, payload, age, transit)
         scaling = payload.get("scaling")
         merged = isinstance(scaling, dict) and any(
             [self.scaler.merge(self.plan, name, entry) for name, entry in scaling.items()])
@@ -268,49 +290,43 @@ class Coordinator(Actor):
             self._ports = {name: list(s.get("ports") or ()) for name, s in services.items()
                            if s.get("state") in ("starting", "running", "upgrading")}
             self._sample_targets()
+            self._refresh_beat()
             return
         if message.path != self.agent_path:
             return
         if message.state == FAILED:
-            self.failures += 1
-            if self.failures >= self.quarantine_after and self.quarantine is None:
-                until = self.ctx.clock.monotonic() + self.quarantine_for
-                self.quarantine = (until, f"{self.failures} failed deployment jobs in a row, "
-                                          f"last: {message.reason}")
-                log.error("%s: quarantined for %ss: %s", self.path, self.quarantine_for,
-                          self.quarantine[1])
-                self._tick(reschedule=False)
+            reason = self.quarantine.failed(message.reason)
+            if reason is not None:
+                log.error("%s: quarantined for %ss: %s", self.path, self.quarantine.period,
+                          reason)
+                self.world.beat(self.ctx.sliver, self._refresh_beat())
+                if self._beater is not None:
+                    self._beater.poke()
+                self._place()
         elif message.state == RUNNING:
-            self.failures = 0
+            self.quarantine.succeeded()
 
-    def _quarantine_reason(self) -> str | None:
-        if self.quarantine is None:
-            return None
-        if self.ctx.clock.monotonic() >= self.quarantine[0]:
-            self.quarantine, self.failures = None, 0
-            return None
-        return self.quarantine[1]
-
-    def _tick(self, reschedule: bool = True) -> None:
-        beat = self._beat()
-        if self.publisher is not None:
-            self.publisher.publish(self.ctx.layout.heartbeat(self.ctx.sliver), HEARTBEAT, beat,
-                                   retain=True)
-        self.world.beat(self.ctx.sliver, beat)
-        self.world.check()
+    def _tick(self, tick: _Tick) -> None:
+        """A beat went out: note how late we are, age the view, place."""
+        self.world.late(tick.late)
+        self.world.late(self.ctx.clock.monotonic() - tick.at)
+        self.world.beat(self.ctx.sliver, self._refresh_beat())
+        if self.world.check():
+            self.publish_status_detail()
         self._place()
-        if reschedule:
-            ref = self.actor_ref
-            self._timer = self.ctx.clock.call_later(self.heartbeat, lambda: tell(ref, _Tick()))
 
-    def _beat(self, leaving: bool = False) -> dict[str, Any]:
-        return beats.build(
+    def _refresh_beat(self) -> dict[str, Any]:
+        """The content of our next beats, handed to the beater; returned too."""
+        content = beats.build(
             sliver=self.ctx.sliver, epoch=self.epoch, plan_version=self.plan.version,
             labels=self.labels, services=self.running_here, assigned=self.share,
             metrics=self.sampler.snapshot(),
             scaling=self.scaler.beat_entries(self.plan.version),
-            quarantined=self._quarantine_reason(),
-            restarts=self.counters.get("assign_changes", 0), leaving=leaving)
+            quarantined=self.quarantine.reason(),
+            restarts=self.counters.get("assign_changes", 0))
+        if self._beater is not None:
+            self._beater.set_content(content)
+        return content
 
     # --- placement -------------------------------------------------------------------------
 
@@ -318,6 +334,7 @@ class Coordinator(Actor):
         if not self.plan.services or self.state == FAILED:
             return
         live = self.world.live()
+        placeable = self.world.placeable()
         quarantined = self.world.quarantined()
         now = self.ctx.clock.monotonic()
         settled = now - self._started >= self.settle
@@ -330,10 +347,10 @@ class Coordinator(Actor):
                 if stepped:
                     self.count("scaling_decisions")
                 decided = stepped or decided
-        self.assignment = placement.place(self.plan.services.values(), live, quarantined,
+        self.assignment = placement.place(self.plan.services.values(), placeable, quarantined,
                                           self.scaler.replicas)
         running = {name: dict(m.beat.get("services") or {})
-                   for name, m in self.world.members.items() if m.state == "alive"}
+                   for name, m in self.world.members.items() if name in placeable}
         self.overshoot = placement.overshoot(self.assignment, running)
         self.max_overshoot = max([self.max_overshoot, *self.overshoot.values()])
         if not settled:
@@ -346,9 +363,9 @@ class Coordinator(Actor):
                 self.count("assign_changes")
                 self._tell(self.app_path, Assign(name, count))
                 changed = True
-        if self._deployed != self.plan.version:
-            self._apply_plan()  # after the shares: the app must know its share first
+        self._install()  # after the shares: the app must know its share first
         if changed:
+            self._refresh_beat()
             self.publish_status_detail()
 
     def _sample_targets(self) -> None:
@@ -360,8 +377,9 @@ class Coordinator(Actor):
 
     def _detail(self) -> dict[str, Any]:
         return {"plan_version": self.plan.version, "share": dict(self.share),
-                "live": sorted(self.world.live()), "overshoot": dict(self.overshoot),
-                "quarantined": self._quarantine_reason(), "scaling": self.scaler.detail()}
+                "live": sorted(self.world.placeable()), "suspected": self.world.suspected(),
+                "dead": self.world.dead(), "overshoot": dict(self.overshoot),
+                "quarantined": self.quarantine.reason(), "scaling": self.scaler.detail()}
 
     def publish_status_detail(self) -> None:
         """Re-publish the current state with the current share (not a transition)."""
@@ -380,17 +398,13 @@ class Coordinator(Actor):
         bus = self.bus or getattr(self.ctx.publishers, "__self__", None)
         if bus is None or not hasattr(bus, "subscriber"):
             return
-        self._reader = HubReader(bus, self.ctx.layout, self.actor_ref, self.path).start()
+        self._reader = HubReader(bus, self.ctx.layout, self.actor_ref, self.path,
+                                 self.ctx.clock).start()
 
     def _close(self, leaving: bool) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        if self._beater is not None:
+            goodbye = self._refresh_beat() if leaving and self.state != FAILED else None
+            self._beater.stop(goodbye)
         self.sampler.stop()
-        if leaving and self.publisher is not None and self.state != FAILED:
-            try:
-                self.publisher.publish(self.ctx.layout.heartbeat(self.ctx.sliver), HEARTBEAT,
-                                       self._beat(leaving=True), retain=True)
-            except Exception:
-                log.exception("%s: cannot say goodbye", self.path)
         if self._reader is not None:
             self._reader.stop()

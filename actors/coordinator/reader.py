@@ -30,18 +30,26 @@ READ_POLL = 0.2
 
 
 class Seen:
-    """An event of the plan or heartbeat channels, told by the reader thread."""
+    """An event of the plan or heartbeat channels, told by the reader thread.
 
-    __slots__ = ("event",)
+    ``at`` and ``wall`` are the monotonic and wall times the reader read it
+    (None when told by a test), so the coordinator can tell the delivery
+    path's delay (``wall - event.ts``) from its own mailbox's (now - ``at``).
+    """
 
-    def __init__(self, event: Event) -> None:
+    __slots__ = ("event", "at", "wall")
+
+    def __init__(self, event: Event, at: float | None = None, wall: float | None = None) -> None:
         self.event = event
+        self.at = at
+        self.wall = wall
 
 
 class HubReader:
     """Reads the plan and heartbeat channels of ``layout`` from ``bus`` and tells ``ref``."""
 
-    def __init__(self, bus: Any, layout: Any, ref: Any, name: str) -> None:
+    def __init__(self, bus: Any, layout: Any, ref: Any, name: str, clock: Any) -> None:
+        self.clock = clock
         self.bus = bus
         self.layout = layout
         self.ref = ref
@@ -78,7 +86,7 @@ class HubReader:
             while not self._stopping.is_set():
                 event = sub.recv(READ_POLL)
                 if event is not None:
-                    tell(self.ref, Seen(event))
+                    tell(self.ref, Seen(event, self.clock.monotonic(), self.clock.wall()))
         except BaseException as exc:  # the socket is gone: the actor must know
             log.exception("%s: the hub reader stopped", self.name)
             fail(self.ref, RuntimeError(f"hub reader: {exc}"))

@@ -11,9 +11,17 @@ bridge to re-send its current state, collects the status events for
 instances (``app.<service>.<n>``) included::
 
     [{"sliver": "s1", "component": "app.demo-app.0", "state": "running",
-      "since": 1764072000.1, "reason": "up for 1.0s"}, ...]
+      "since": 1764072000.1, "reason": "up for 1.0s"}, ...,
+     {"sliver": "s3", "component": "heartbeat", "state": "dead",
+      "since": 1764071990.4, "reason": "no heartbeat for 14.2s"}]
 
-``since`` is UNIX seconds; ``reason`` is null when there is none.
+``since`` is UNIX seconds; ``reason`` is null when there is none. Every
+sliver the view heard of has a ``heartbeat`` row: its liveness from the
+heartbeats seen through the router (``alive``; ``suspected`` after 3
+missed beats; ``dead`` 10 s later, when it left, or when a live
+coordinator says so), ``since`` its last beat (null if none was seen). A
+component of a suspected or dead sliver keeps its last reported state; the
+table marks its sliver in red with the liveness.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ def command(as_json: bool, wait: float, router, service, password_file, slice_) 
     with SliceView([target.router], target.service, target.password,
                    Layout(target.slice)) as view:
         threading.Event().wait(wait)  # the time the user gave the slivers to answer
-        rows = view.rows()
+        rows = view.rows(heartbeats=True)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
@@ -51,7 +59,11 @@ def command(as_json: bool, wait: float, router, service, password_file, slice_) 
     for column in ("sliver", "component", "state", "since", "reason"):
         table.add_column(column)
     now = time.time()
+    liveness = {r["sliver"]: r["state"] for r in rows if r["component"] == "heartbeat"}
     for row in rows:
-        table.add_row(row["sliver"], row["component"], str(row["state"]),
-                      f"{now - row['since']:.0f}s ago", row["reason"] or "")
+        state = liveness.get(row["sliver"])
+        down = state in ("suspected", "dead")
+        sliver = f"[red]{row['sliver']} ({state})[/]" if down else row["sliver"]
+        since = "never" if row["since"] is None else f"{now - row['since']:.0f}s ago"
+        table.add_row(sliver, row["component"], str(row["state"]), since, row["reason"] or "")
     Console().print(table)

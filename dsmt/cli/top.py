@@ -15,10 +15,15 @@ that frame is a list of rows::
 
     [{"sliver": "s1", "service": "demo-app", "instance": 0, "state": "running",
       "pid": 4242, "restarts": 0, "load": 0.12, "since": 1764072000.1,
-      "reason": "up for 3.0s"}, ...]
+      "reason": "up for 3.0s", "sliver_state": "alive"}, ...]
 
 ``pid``, ``restarts`` and ``load`` are null when not (yet) reported;
-``load`` is the sliver's 1-minute load average per CPU.
+``load`` is the sliver's 1-minute load average per CPU. ``sliver_state``
+is the sliver's liveness from its heartbeats (``alive``, ``suspected``,
+``dead``; see :meth:`gateways.view.SliceView.slivers`): an instance of a
+dead sliver keeps its last reported state and is marked. A suspected or
+dead sliver with no instance seen gets one row with ``service`` and
+``instance`` null and ``state`` its liveness.
 """
 
 from __future__ import annotations
@@ -45,38 +50,33 @@ def command(once, as_json, wait, interval, router, service, password_file, slice
     from rich.console import Console
     from rich.live import Live
 
-    from dsmt.event import HEARTBEAT
-
-    loads: dict[str, Any] = {}
-
-    def beat(event) -> None:
-        payload = event.payload if isinstance(event.payload, dict) else {}
-        if isinstance(payload.get("sliver"), str):
-            loads[payload["sliver"]] = (payload.get("load") or {}).get("load")
-
     with _command.view(router, service, password_file, slice_) as view:
-        view.client.lease(view.layout.heartbeat(), beat, type=HEARTBEAT)
         if once:
             threading.Event().wait(wait)  # the time the user gave the slivers to answer
-            frame = rows(view, dict(loads))
+            frame = rows(view)
             if as_json:
                 click.echo(json.dumps(frame, indent=1))
             else:
                 Console().print(table(frame, view.layout.slice))
             return
-        with Live(table(rows(view, dict(loads)), view.layout.slice),
+        with Live(table(rows(view), view.layout.slice),
                   refresh_per_second=max(1.0, 1 / interval)) as live:
             try:
                 while True:
                     view.wait(lambda v: False, interval)
-                    live.update(table(rows(view, dict(loads)), view.layout.slice))
+                    live.update(table(rows(view), view.layout.slice))
             except KeyboardInterrupt:
                 pass
 
 
-def rows(view, loads: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per application instance, ordered by sliver, service, instance."""
+def rows(view) -> list[dict[str, Any]]:
+    """One row per application instance (and per silent sliver without one), ordered."""
     found = []
+    liveness = {s["sliver"]: s for s in view.slivers()}
+
+    def load(sliver: str) -> Any:
+        return ((view.beat(sliver) or {}).get("load") or {}).get("load")
+
     for row in view.rows():
         parts = row["component"].split(".")
         if len(parts) != 3 or parts[0] != "app" or not parts[2].isdigit():
@@ -84,9 +84,17 @@ def rows(view, loads: dict[str, Any]) -> list[dict[str, Any]]:
         payload = view.status(row["sliver"], row["component"]) or {}
         found.append({"sliver": row["sliver"], "service": parts[1], "instance": int(parts[2]),
                       "state": row["state"], "pid": payload.get("pid"),
-                      "restarts": payload.get("restarts"), "load": loads.get(row["sliver"]),
-                      "since": row["since"], "reason": row["reason"]})
-    return sorted(found, key=lambda r: (r["sliver"], r["service"], r["instance"]))
+                      "restarts": payload.get("restarts"), "load": load(row["sliver"]),
+                      "since": row["since"], "reason": row["reason"],
+                      "sliver_state": liveness.get(row["sliver"], {}).get("state")})
+    shown = {r["sliver"] for r in found}
+    for name, s in liveness.items():
+        if name not in shown and s["state"] in ("suspected", "dead"):
+            found.append({"sliver": name, "service": None, "instance": None,
+                          "state": s["state"], "pid": None, "restarts": None, "load": None,
+                          "since": s["last_beat"], "reason": s["reason"],
+                          "sliver_state": s["state"]})
+    return sorted(found, key=lambda r: (r["sliver"], r["service"] or "", r["instance"] or 0))
 
 
 def table(frame: list[dict[str, Any]], slice_name: str):
@@ -97,9 +105,13 @@ def table(frame: list[dict[str, Any]], slice_name: str):
         t.add_column(column)
     now = time.time()
     for r in frame:
-        t.add_row(r["sliver"], "" if r["load"] is None else f"{r['load']:.2f}",
-                  f"{r['service']}.{r['instance']}", str(r["state"]),
+        down = r.get("sliver_state") in ("suspected", "dead")
+        t.add_row(f"[red]{r['sliver']} ({r['sliver_state']})[/]" if down else r["sliver"],
+                  "" if r["load"] is None else f"{r['load']:.2f}",
+                  "-" if r["service"] is None else f"{r['service']}.{r['instance']}",
+                  str(r["state"]),
                   "" if r["pid"] is None else str(r["pid"]),
                   "" if r["restarts"] is None else str(r["restarts"]),
-                  f"{now - r['since']:.0f}s ago", r["reason"] or "")
+                  "never" if r["since"] is None else f"{now - r['since']:.0f}s ago",
+                  r["reason"] or "")
     return t

@@ -137,6 +137,44 @@ def test_the_same_version_installed_again_leaves_the_running_processes_alone(sli
     assert tree.instances("demo-app")[0]["pid"] == row["pid"]
 
 
+def test_a_new_plan_version_that_changes_only_replicas_leaves_the_local_share_running(
+        sliver, package):
+    from actors.messages import Assign
+    from actors.plan import Placement, Scaling
+
+    tree = sliver()
+    url, sha = package("1.0.0")
+    tree.app.tell(Assign("demo-app", 1))  # the coordinator's share: one instance here
+    tree.deploy(service("demo-app", url, sha, "1.0.0", replicas=3))
+    [row] = tree.wait_serving("demo-app", "1.0.0")
+    # plan 2 (dsmt scale demo-app 5) and plan 3 (placement and scaling rules): the share
+    # here and how an instance runs are the same, so nothing restarts
+    tree.deploy(service("demo-app", url, sha, "1.0.0", replicas=5), version=2)
+    tree.wait_agent("running", reason="demo-app 1.0.0 installed",
+                    after=len(tree.agent_events()))
+    tree.deploy(service("demo-app", url, sha, "1.0.0", replicas=5,
+                        placement=Placement(max_per_sliver=2),
+                        scaling=Scaling("load", 0.8, 0.2, 1, 5)), version=3)
+    tree.wait_agent("running", reason="demo-app 1.0.0 installed",
+                    after=len(tree.agent_events()))
+    [after] = tree.instances("demo-app")
+    assert (after["pid"], after["restarts"]) == (row["pid"], 0)
+    assert tree.app.proxy().inspect().get(timeout=BOUND)["services"]["demo-app"]["state"] \
+        == "running"
+
+
+def test_a_new_plan_version_that_changes_how_an_instance_runs_restarts_it(sliver, package):
+    from actors.messages import Assign
+
+    tree = sliver()
+    url, sha = package("1.0.0")
+    tree.app.tell(Assign("demo-app", 1))
+    tree.deploy(service("demo-app", url, sha, "1.0.0"))
+    [row] = tree.wait_serving("demo-app", "1.0.0")
+    tree.deploy(service("demo-app", url, sha, "1.0.0", env={"GREETING": "hi"}), version=2)
+    tree.wait_serving("demo-app", "1.0.0", exclude={row["pid"]})
+
+
 def _free_pair() -> int:
     """A base port whose successor is free too (bound and released at once)."""
     import socket

@@ -101,3 +101,25 @@ def test_overshoot_counts_instances_above_the_target():
     assignment = place([service(replicas=2)], {"s1": (), "s2": (), "s3": ()})
     running = {"s1": {"web": 1}, "s2": {"web": 1}, "s3": {"web": 1}}
     assert overshoot(assignment, running) == {"web": 1}
+
+
+def test_the_placed_slivers_and_as_many_warm_standbys_install_and_the_rest_wait():
+    from actors.placement import installs, ranked
+
+    web = Service("web", "file:///x", "0" * 64, "1", replicas=3)
+    slivers = [f"s{i}" for i in range(10)]
+    assignment = place([web], {s: () for s in slivers})
+    order = ranked("web", slivers)
+    assert [s for s in order if installs(assignment, s)] == order[:6]
+    assert [s for s in order if installs(assignment, s, standby=1)] == order[:4]
+    # the first standby is the one that inherits an instance when a placed sliver dies
+    without = place([web], {s: () for s in order if s != order[0]})
+    assert set(without["web"].counts) == set(order[1:4])
+
+
+def test_a_service_with_no_replicas_is_installed_nowhere():
+    from actors.placement import installs
+
+    idle = Service("idle", "file:///x", "0" * 64, "1", replicas=0)
+    assignment = place([idle], {"s1": (), "s2": ()})
+    assert installs(assignment, "s1") == [] and installs(assignment, "s2") == []

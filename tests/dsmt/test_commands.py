@@ -197,3 +197,36 @@ def test_dsmt_keys_init_writes_a_key_and_refuses_to_overwrite_it(tmp_path):
     assert again.exit_code != 0 and commands.load_key(path) == key
     forced = CliRunner().invoke(cli, ["keys", "init", "--force", str(path)])
     assert forced.exit_code == 0 and commands.load_key(path) != key
+
+
+def test_a_replay_cache_on_a_database_remembers_nonces_across_a_restart_until_they_expire(
+        tmp_path):
+    import time
+
+    db = tmp_path / "state.db"
+    now = time.time()
+    first = ReplayCache(max_age=30, path=db)
+    first.add("a" * 32, now, now)
+    first.add("b" * 32, now - 29.5, now)   # expires in half a second
+    assert first.persisted
+    first.close()
+
+    second = ReplayCache(max_age=30, path=db)  # a new node process opening the same file
+    assert "a" * 32 in second
+    with pytest.raises(CommandRejected) as caught:
+        second.add("a" * 32, now, now + 1)
+    assert caught.value.reason == commands.REPLAYED
+    second.evict(now + 31)
+    second.close()
+    assert len(ReplayCache(max_age=30, path=db)) == 0  # expired ones are gone from the file
+
+
+def test_an_unusable_replay_database_is_reported_and_the_cache_keeps_working_in_memory(
+        tmp_path):
+    bad = tmp_path / "state.db"
+    bad.write_bytes(b"this is not an SQLite database" * 100)
+    replay = ReplayCache(max_age=30, path=bad)
+    replay.add("a" * 32, NOW, NOW)
+    assert not replay.persisted and "state.db" in replay.persist_error
+    with pytest.raises(CommandRejected):
+        replay.add("a" * 32, NOW, NOW)

@@ -2,7 +2,8 @@
 
 The operator is a PsEPR client on the router (a SliceView); it signs with the
 slice key LocalSlice wrote into every node.toml. Forged and replayed commands
-come back as public rejections on the reply channel, seen through the router.
+come back as public rejections on the reply channel, seen through the router
+and printed by the real ``dsmt events`` command.
 """
 
 from __future__ import annotations
@@ -92,3 +93,122 @@ def test_a_signed_restart_restarts_the_app_monitor_and_forged_or_replayed_ones_a
         view.close()
         watcher.close()
         commanders.close()
+
+
+class _EventsCli:
+    """The real ``dsmt events --follow --json`` as a subprocess; its lines, parsed, as they come."""
+
+    def __init__(self, slice_, channel: str) -> None:
+        import json
+        import subprocess
+        import sys
+        import threading
+
+        self.lines: list[dict] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dsmt.cli", "events", channel, "--follow", "--json",
+             "--router", "{}:{}".format(*slice_.address),
+             "--password-file", str(slice_.root / "slice.secret"), "--slice", slice_.slice],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def read() -> None:
+            for line in self.process.stdout:
+                self.lines.append(json.loads(line))
+
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        self.reader.join(10)
+
+
+def test_dsmt_events_shows_the_rejection_of_a_forged_and_of_a_replayed_command(local_slice):
+    from dsmt.event import RECORD, Address, Sequencer
+
+    slice_ = local_slice(slivers=1)
+    slice_.start()
+    layout = slice_.layout
+    replies = f"{layout.base}reply/"
+    view = SliceView([slice_.address], "dsmt", slice_.password, layout).start(BOUND)
+    events = _EventsCli(slice_, replies)
+    try:
+        wait_for(lambda: _answers(view, slice_.key, "s1"), timeout=BOUND,
+                 message="an inspect round trip to s1")
+        # Handshake: `dsmt events` prints nothing until its lease is granted; a marker
+        # published until it shows up proves it is listening.
+        marker = Sequencer(Address("test", "marker"))
+
+        def listening() -> bool:
+            view.client.publish(marker.make(f"{replies}marker/", RECORD, {"marker": True}))
+            return view.wait(lambda v: any(e["payload"] == {"marker": True}
+                                           for e in events.lines), 0.5)
+
+        wait_for(listening, timeout=BOUND, message=lambda: f"dsmt events listening: "
+                                                           f"{events.process.poll()}")
+
+        forged = send_command(view, b"not the slice key".ljust(32, b"!"), layout.slice, "s1",
+                              "inspect", {"path": "/s1/commander"}, timeout=BOUND)
+        assert (forged["outcome"], forged["reason"]) == ("rejected", "forged"), forged
+        with CommandRequest(view.client, slice_.key, layout, "s1", "inspect",
+                            {"path": "/s1/commander"}) as inspect:
+            inspect.lease(BOUND)
+            inspect.send()
+            assert inspect.reply(BOUND)["outcome"] == "done"
+            inspect.send()  # the same signed command again: a replay
+
+            def shown(reason: str) -> dict | None:
+                return next((e for e in events.lines
+                             if e["channel"].startswith(replies) and isinstance(e["payload"], dict)
+                             and e["payload"].get("outcome") == "rejected"
+                             and e["payload"].get("reason") == reason), None)
+
+            replayed = wait_for(lambda: shown("replayed"), timeout=BOUND,
+                                message=lambda: f"a replay rejection in dsmt events: "
+                                                f"{events.lines}")
+            assert replayed["channel"] == layout.reply(inspect.request)
+        rejected = wait_for(lambda: shown("forged"), timeout=BOUND,
+                            message="a forged rejection in dsmt events")
+        assert rejected["payload"]["sliver"] == "s1" and rejected["sender"] == "commander/s1"
+    finally:
+        events.close()
+        view.close()
+
+
+def test_a_command_captured_before_a_node_restart_cannot_be_replayed_after_it(local_slice):
+    import os
+    import signal
+    import time
+
+    slice_ = local_slice(slivers=1)
+    slice_.start()
+    layout = slice_.layout
+    view = SliceView([slice_.address], "dsmt", slice_.password, layout).start(BOUND)
+    try:
+        wait_for(lambda: _answers(view, slice_.key, "s1"), timeout=BOUND,
+                 message="an inspect round trip to s1")
+        with CommandRequest(view.client, slice_.key, layout, "s1", "inspect",
+                            {"path": "/s1/commander"}) as captured:
+            captured.lease(BOUND)
+            sent = time.time()
+            captured.send()
+            assert captured.reply(BOUND)["outcome"] == "done"
+
+            member = slice_.member("s1")
+            os.kill(member.process.pid, signal.SIGKILL)  # no goodbye, nothing flushed on exit
+            member.process.wait()
+            slice_.start_sliver("s1")
+            wait_for(lambda: _answers(view, slice_.key, "s1"), timeout=BOUND,
+                     message="an inspect round trip to the restarted s1")
+            assert time.time() - sent < 30.0, "the restart took longer than the command window"
+
+            captured.send()  # the very same signed command, to the new node process
+            replayed = captured.reply(BOUND)
+            assert (replayed["outcome"], replayed["reason"]) == ("rejected", "replayed"), \
+                replayed
+        inspected = send_command(view, slice_.key, layout.slice, "s1", "inspect",
+                                 {"path": "/s1/commander"}, timeout=BOUND)
+        assert inspected["result"]["replay_persisted"] is True, inspected["result"]
+    finally:
+        view.close()

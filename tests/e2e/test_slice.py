@@ -133,3 +133,82 @@ def test_a_sliver_away_during_a_new_plan_gets_it_within_two_heartbeats_of_return
         assert "version = 2" in persisted
     finally:
         watcher.close()
+
+
+def _cli(slice_, *args: str) -> list[dict]:
+    """Run the real ``dsmt`` CLI against the slice's router; its JSON output."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "dsmt.cli", *args, "--router", "{}:{}".format(*slice_.address),
+         "--password-file", str(slice_.root / "slice.secret"), "--slice", slice_.slice],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_status_and_top_mark_a_killed_sliver_dead_and_the_others_alive(local_slice, tmp_path):
+    from actors.deploy.package import build_demo
+
+    archive, sha256 = build_demo(tmp_path / "packages")
+    plan = write_plan(tmp_path / "plan.toml", archive, sha256, replicas=3)
+    slice_ = local_slice(slivers=4, plan=plan).start()
+    placed = stable_total(slice_, 3, timeout=40)
+    victim = next(name for name, k in placed.items() if k)
+
+    def liveness() -> dict[str, str]:
+        rows = _cli(slice_, "status", "--json", "--wait", "1.5")
+        return {r["sliver"]: r["state"] for r in rows if r["component"] == "heartbeat"}
+
+    wait_for(lambda: liveness() == {m.name: "alive" for m in slice_.members}, timeout=30,
+             message="every sliver alive in dsmt status")
+    member = slice_.member(victim)
+    doomed = app_processes(slice_, victim)
+    os.kill(member.process.pid, signal.SIGKILL)
+    for p in doomed:
+        p.kill()
+    member.process.wait()
+
+    # A status started after the death: the victim's bridge is gone, so what names it
+    # dead is what the live slivers' coordinators saw of its heartbeats.
+    def victim_dead() -> dict[str, str] | None:
+        now = liveness()
+        return now if now.get(victim) == "dead" else None
+
+    seen = wait_for(victim_dead, timeout=30, message=lambda: f"{victim} dead in dsmt status")
+    assert all(state == "alive" for name, state in seen.items() if name != victim), seen
+    top = _cli(slice_, "top", "--once", "--json", "--wait", "1.5")
+    assert [r["sliver_state"] for r in top if r["sliver"] == victim] == ["dead"], top
+    assert all(r["sliver_state"] == "alive" for r in top if r["sliver"] != victim), top
+
+
+def test_a_new_plan_version_that_keeps_a_slivers_share_keeps_its_instance_running(
+        local_slice, tmp_path):
+    from actors.deploy.package import build_demo
+    from actors.localslice import SERVICE
+    from dsmt.event import RECORD, Address, Sequencer
+    from gateways.psepr.client import Client
+
+    archive, sha256 = build_demo(tmp_path / "packages")
+    plan = write_plan(tmp_path / "plan.toml", archive, sha256, replicas=2)
+    slice_ = local_slice(slivers=4, plan=plan).start()
+    placed = stable_total(slice_, 2, timeout=40)
+    before = {name: {p.pid for p in app_processes(slice_, name)} for name, k in placed.items()
+              if k}
+
+    # plan 2: one replica more; on 4 slivers the two that run one keep running one
+    text = write_plan(tmp_path / "plan2.toml", archive, sha256, replicas=3,
+                      plan_version=2).read_text()
+    client = Client([slice_.address], SERVICE, slice_.password, instance="deployer",
+                    reconnect_pause=0.1).start()
+    try:
+        assert client.wait_connected(10)
+        client.publish(Sequencer(Address("deployer", "test")).make(
+            slice_.layout.plan(), RECORD, {"version": 2, "toml": text}, retain=True))
+        stable_total(slice_, 3, timeout=40)
+    finally:
+        client.close()
+    after = {name: {p.pid for p in app_processes(slice_, name)} for name in before}
+    assert after == before, (before, after)
