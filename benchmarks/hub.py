@@ -20,10 +20,14 @@ machine, with the same bytes on the wire, in the same run:
 
 Rounds alternate the order of the three. Rates are events received divided
 by (subscriber's last receive - publisher's first send), CLOCK_MONOTONIC
-being system-wide. High-water marks are 100,000 (dsmt.hub.HWM) everywhere and
-publishers block rather than drop (XPUB_NODROP), so a burst of ``--events``
-is never silently lost; publishers count drops and subscribers count what
-they got (and, for DSMT, the gaps they saw): ``lost`` is sent - received.
+being system-wide. Every socket of a round (publisher, hub or proxy,
+subscriber) has a high-water mark of at least ``--events`` (:func:`burst_hwm`;
+100,000 = dsmt.hub.HWM at the default), so any one queue holds the whole
+burst and none can overflow however far behind the hub or the subscriber
+falls; publishers block rather than drop (XPUB_NODROP) and close only once
+the subscriber has everything (no linger can cut the tail). Nothing is
+assumed: publishers count drops, subscribers count what they got (and, for
+DSMT, the gaps they saw), and ``lost`` is sent - received per round.
 
 Memory: RSS growth of a client process holding ``--idle`` idle Bus
 subscribers (and, as the baseline, the same number of raw SUB sockets), and
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     order = list(runs)
     for round_ in range(args.rounds):
         for mode in (order if round_ % 2 == 0 else order[::-1]):
-            runs[mode].append(_round(mp_ctx, mode, args.events))
+            runs[mode].append(_round(mp_ctx, mode, args.events, burst_hwm(args.events)))
     ratios = [d["events_per_s"] / b["events_per_s"] for d, b in zip(runs["dsmt"], runs["baseline"])]
     plain = [d["events_per_s"] / b["events_per_s"]
              for d, b in zip(runs["dsmt_via_plain_proxy"], runs["baseline"])]
@@ -103,23 +107,29 @@ def main(argv: list[str] | None = None) -> dict:
 # -- one round ----------------------------------------------------------------------
 
 
-def _round(mp_ctx: Any, mode: str, events: int) -> dict:
+def burst_hwm(events: int) -> int:
+    """A high-water mark that queues a whole burst of ``events`` (plus the markers)."""
+    return max(HWM, events + 1000)
+
+
+def _round(mp_ctx: Any, mode: str, events: int, hwm: int) -> dict:
     import psutil
     with tempfile.TemporaryDirectory(prefix="dsmt-bench-") as tmp:
-        ready, stop, go, synced = (mp_ctx.Event() for _ in range(4))
+        ready, stop, go, synced, done = (mp_ctx.Event() for _ in range(5))
         results = mp_ctx.Queue()
         middle_target = _hub if mode == "dsmt" else _proxy
-        middle = mp_ctx.Process(target=middle_target, args=(tmp, ready, stop, results))
+        middle = mp_ctx.Process(target=middle_target, args=(tmp, ready, stop, results, hwm))
         middle.start()
         try:
             _must(ready.wait(TIMEOUT), "middle process did not start")
             endpoints = _endpoints(tmp)
             ready.clear()
-            sub = mp_ctx.Process(target=_subscriber, args=(mode, endpoints, ready, synced, results))
+            sub = mp_ctx.Process(target=_subscriber,
+                                 args=(mode, endpoints, ready, synced, results, hwm))
             sub.start()
             _must(ready.wait(TIMEOUT), "subscriber did not start")
             pub = mp_ctx.Process(target=_publisher,
-                                 args=(mode, endpoints, events, go, synced, results))
+                                 args=(mode, endpoints, events, go, synced, results, done, hwm))
             pub.start()
             middle_cpu = psutil.Process(middle.pid)
             cpu_before = sum(middle_cpu.cpu_times()[:2])
@@ -129,6 +139,7 @@ def _round(mp_ctx: Any, mode: str, events: int) -> dict:
                 item = results.get(timeout=TIMEOUT)
                 got[item.pop("role")] = item
             middle_seconds = sum(middle_cpu.cpu_times()[:2]) - cpu_before
+            done.set()
             pub.join(TIMEOUT)
             sub.join(TIMEOUT)
         finally:
@@ -185,18 +196,18 @@ def _payload(i: int) -> dict:
 # -- processes (top level: spawned) ---------------------------------------------------
 
 
-def _hub(tmp: str, ready: Any, stop: Any, results: Any) -> None:
+def _hub(tmp: str, ready: Any, stop: Any, results: Any, hwm: int = HWM) -> None:
     import zmq
     from dsmt.hub import Hub
     context = zmq.Context()
-    hub = Hub(context, Path(tmp) / "run", stats_interval=None).start()
+    hub = Hub(context, Path(tmp) / "run", hwm=hwm, stats_interval=None).start()
     ready.set()
     stop.wait()
     hub.stop()
     context.term()
 
 
-def _proxy(tmp: str, ready: Any, stop: Any, results: Any) -> None:
+def _proxy(tmp: str, ready: Any, stop: Any, results: Any, hwm: int = HWM) -> None:
     import threading
 
     import zmq
@@ -208,7 +219,7 @@ def _proxy(tmp: str, ready: Any, stop: Any, results: Any) -> None:
         xsub, xpub = context.socket(zmq.XSUB), context.socket(zmq.XPUB)
         for sock in (xsub, xpub):
             sock.linger = 0
-            sock.sndhwm = sock.rcvhwm = HWM
+            sock.sndhwm = sock.rcvhwm = hwm
         xsub.bind(publish)
         xpub.bind(subscribe)
         ready.set()
@@ -227,21 +238,23 @@ def _proxy(tmp: str, ready: Any, stop: Any, results: Any) -> None:
     thread.join(5)
 
 
-def _subscriber(mode: str, endpoints: tuple, ready: Any, synced: Any, results: Any) -> None:
+def _subscriber(mode: str, endpoints: tuple, ready: Any, synced: Any, results: Any,
+                hwm: int = HWM) -> None:
     import zmq
     context = zmq.Context()
     if mode == "dsmt":
-        out = _dsmt_subscriber(context, endpoints, ready)
+        out = _dsmt_subscriber(context, endpoints, ready, hwm)
     else:
-        out = _raw_subscriber(context, endpoints, ready, synced, decode=mode != "baseline")
+        out = _raw_subscriber(context, endpoints, ready, synced, decode=mode != "baseline",
+                              hwm=hwm)
     results.put({"role": "subscriber", **out})
     context.destroy(linger=0)
 
 
-def _dsmt_subscriber(context: Any, endpoints: tuple, ready: Any) -> dict:
+def _dsmt_subscriber(context: Any, endpoints: tuple, ready: Any, hwm: int = HWM) -> dict:
     from dsmt.bus import Bus
     from dsmt.hub import Endpoints
-    sub = Bus(context, Endpoints(*endpoints)).subscriber(PREFIX)
+    sub = Bus(context, Endpoints(*endpoints), hwm=hwm).subscriber(PREFIX)
     cpu = _cpu()
     ready.set()
     received, t_last = 0, 0.0
@@ -259,13 +272,13 @@ def _dsmt_subscriber(context: Any, endpoints: tuple, ready: Any) -> dict:
 
 
 def _raw_subscriber(context: Any, endpoints: tuple, ready: Any, synced: Any,
-                    decode: bool) -> dict:
+                    decode: bool, hwm: int = HWM) -> dict:
     import zmq
     from dsmt import codec
     from dsmt.gaps import GapDetector
     sock = context.socket(zmq.SUB)
     sock.linger = 0
-    sock.rcvhwm = HWM
+    sock.rcvhwm = hwm
     sock.connect(endpoints[1])
     sock.subscribe(PREFIX.encode())
     cpu = _cpu()
@@ -293,21 +306,37 @@ def _raw_subscriber(context: Any, endpoints: tuple, ready: Any, synced: Any,
 
 
 def _publisher(mode: str, endpoints: tuple, events: int, go: Any, synced: Any,
-               results: Any) -> None:
+               results: Any, done: Any, hwm: int = HWM) -> None:
     import zmq
     context = zmq.Context()
     if mode == "baseline":
-        out = _raw_publisher(context, endpoints, events, go, synced)
+        out = _raw_publisher(context, endpoints, events, go, synced, results, done, hwm)
     else:
-        out = _dsmt_publisher(context, endpoints, events, go, synced, via_proxy=mode != "dsmt")
+        out = _dsmt_publisher(context, endpoints, events, go, synced, results, done, hwm,
+                              via_proxy=mode != "dsmt")
+    context.term()
+    return out
+
+
+def _report_then_close(results: Any, done: Any, out: dict, close: Any) -> dict:
+    """Report, then close only once the subscriber has everything.
+
+    Closing earlier would leave the tail of the burst to the socket's linger
+    (1 s for a Publisher): with a hub or subscriber more than that behind,
+    ZeroMQ would discard the rest and the round would wait for an end marker
+    that never comes.
+    """
     results.put({"role": "publisher", **out})
-    context.term()  # waits for the publisher's bounded flush
+    done.wait(TIMEOUT)
+    close()
+    return out
 
 
-def _raw_publisher(context: Any, endpoints: tuple, events: int, go: Any, synced: Any) -> dict:
+def _raw_publisher(context: Any, endpoints: tuple, events: int, go: Any, synced: Any,
+                   results: Any, done: Any, hwm: int = HWM) -> dict:
     import zmq
     sock = context.socket(zmq.PUB)
-    sock.sndhwm = HWM
+    sock.sndhwm = hwm
     sock.setsockopt(zmq.XPUB_NODROP, 1)
     sock.connect(endpoints[0])
     frames = _frames(len(CHANNELS))
@@ -323,9 +352,9 @@ def _raw_publisher(context: Any, endpoints: tuple, events: int, go: Any, synced:
     t_end = time.monotonic()
     sock.send(END.encode(), zmq.SNDMORE)
     sock.send(frames[0][1])
-    sock.close(linger=5000)
-    return {"sent": events, "dropped": 0, "t_start": t_start, "t_end": t_end,
-            "cpu": _cpu() - cpu}
+    out = {"sent": events, "dropped": 0, "t_start": t_start, "t_end": t_end,
+           "cpu": _cpu() - cpu}
+    return _report_then_close(results, done, out, lambda: sock.close(linger=0))
 
 
 def _sync_through_proxy(sock: Any, synced: Any) -> None:
@@ -341,11 +370,11 @@ def _sync_through_proxy(sock: Any, synced: Any) -> None:
 
 
 def _dsmt_publisher(context: Any, endpoints: tuple, events: int, go: Any, synced: Any,
-                    via_proxy: bool) -> dict:
+                    results: Any, done: Any, hwm: int, via_proxy: bool) -> dict:
     from dsmt.bus import Bus
     from dsmt.event import STATUS, Address
     from dsmt.hub import Endpoints
-    pub = Bus(context, Endpoints(*endpoints)).publisher(Address("bench", "0"))
+    pub = Bus(context, Endpoints(*endpoints), hwm=hwm).publisher(Address("bench", "0"))
     if via_proxy:
         # The C proxy has no welcome: probe until the subscriber is reached.
         _sync_through_proxy(pub._sock, synced)
@@ -358,10 +387,9 @@ def _dsmt_publisher(context: Any, endpoints: tuple, events: int, go: Any, synced
         publish(channels[i % n], STATUS, payloads[i % n], retain=True)
     t_end = time.monotonic()
     pub.publish(END, STATUS, None)
-    sent, dropped = pub.sent - 1, pub.dropped
-    pub.close()
-    return {"sent": sent, "dropped": dropped, "t_start": t_start, "t_end": t_end,
-            "cpu": _cpu() - cpu}
+    out = {"sent": pub.sent - 1, "dropped": pub.dropped, "t_start": t_start, "t_end": t_end,
+           "cpu": _cpu() - cpu}
+    return _report_then_close(results, done, out, pub.close)
 
 
 # -- memory -------------------------------------------------------------------------
