@@ -14,22 +14,44 @@ forwarding itself is left to ZeroMQ's C proxy). It owns four sockets:
     snapshot  ROUTER, bound: snapshot requests (dsmt.snapshot)
     control   PAIR, bound: the stop signal from Hub.stop
 
-From the stream it validates every message (:func:`dsmt.codec.decode`),
-counts what does not decode by reason, and keeps retained events in a
-:class:`dsmt.snapshot.RetainedStore`. Under traffic it reads the stream in
-bursts every :data:`STREAM_PERIOD` seconds (one wake-up per burst, not per
-event).
+From the stream it keeps retained events in a
+:class:`dsmt.snapshot.RetainedStore` and counts what does not decode, by
+reason. Under traffic it reads the stream in bursts every
+:data:`STREAM_PERIOD` seconds (one wake-up per burst, not per event).
+
+Why the keeper does not decode every event
+------------------------------------------
+The keeper reads every message the proxy forwards, in Python, on the same
+cores as the publishers and subscribers; what it spends per event comes
+straight off the hub's throughput (``python -m benchmarks hub``: decoding
+and gap-checking each event cost the keeper ~25k instructions per event,
+as much as a publisher). So the keeper frames the stream by content (see
+:mod:`dsmt.codec`) and looks at each body's first bytes: a retained event
+(:data:`dsmt.codec.RETAINED`) on a channel it has seen before is stored as
+raw frames, unchecked; everything else -- events that are not retained,
+retained events whose payload may be nil (they may clear a key), the hub's
+own channel, anything odd -- is decoded and validated at once, as before.
+Unchecked entries are decoded by :meth:`dsmt.snapshot.RetainedStore.check`
+before every snapshot answer and at least every :data:`REPORT_INTERVAL`
+seconds: a key rewritten many times in between is decoded once, and a
+retained-looking body that does not decode is dropped from the store,
+counted (``bad_body``, moved from ``forwarded`` to ``dropped``) and
+reported, just later. The store therefore never serves a body that failed
+to decode. The price, stated where it bites: a malformed body that looks
+retained replaces its key's previous value in the store until the check
+drops it (live subscribers drop it at once and keep their previous value);
+and the keeper no longer runs a gap detector on the stream, since it does
+not read the seq of most events.
 
 The keeper must not miss an event (its store would keep an older value), so
 its stream queue holds :data:`STREAM_HWM` messages, ten times a subscriber's:
-a burst the C proxy forwards faster than Python can keep is queued, not
-lost. Beyond that ZeroMQ drops, and the keeper's gap detector
-(:mod:`dsmt.gaps`) counts every seq it never saw in ``stream_missing`` (a
-publisher's own drops show there too). Why not the proxy's *capture* socket,
-which would block the proxy instead of dropping: it carries both directions,
-and a subscription message cannot be told from a publisher's one-frame
-garbage. Errors in a handler are logged with the traceback and counted as
-``internal_errors``; the loop goes on.
+a burst the C proxy forwards faster than the keeper reads (~1 us per
+retained event) is queued, not lost. Beyond that ZeroMQ drops silently: the
+keeper cannot see that, which is why the queue is that deep. Why not the
+proxy's *capture* socket, which would block the proxy instead of dropping:
+it carries both directions, and a subscription message cannot be told from
+a publisher's one-frame garbage. Errors in a handler are logged with the
+traceback and counted as ``internal_errors``; the loop goes on.
 """
 
 from __future__ import annotations
@@ -44,7 +66,6 @@ import zmq
 from dsmt import channels, codec, snapshot
 from dsmt.errors import CodecError
 from dsmt.event import Address, Event, Sequencer
-from dsmt.gaps import Gap, GapDetector
 
 log = logging.getLogger("dsmt.hub")
 
@@ -61,16 +82,17 @@ HUB_CHANNEL = channels.join("org", "dsmt", "hub")
 STATS_CHANNEL = channels.join("org", "dsmt", "hub", "stats")
 SYNC_PREFIX = channels.join("org", "dsmt", "hub", "sync")
 _SYNC_PREFIX_B = SYNC_PREFIX.encode()
+_KEYS_CACHE = 4096
 _HUB_PREFIX_B = HUB_CHANNEL.encode()
 
 COUNTERS = (
     "received", "forwarded", "dropped", "bad_frame_count", "bad_channel", "bad_body",
     "bad_subscriber_messages", "subscribe_messages", "unsubscribe_messages", "welcomes",
     "snapshots", "bad_snapshot_requests", "snapshot_replies_dropped", "snapshot_markers_lost",
-    "stream_missing", "internal_errors",
+    "internal_errors",
 )
 _PROBLEMS = ("dropped", "bad_subscriber_messages", "bad_snapshot_requests", "internal_errors",
-             "snapshot_replies_dropped", "snapshot_markers_lost", "stream_missing")
+             "snapshot_replies_dropped", "snapshot_markers_lost")
 
 
 def sync_channel(token: str) -> str:
@@ -93,7 +115,8 @@ class Keeper:
         self._max_snapshot = max_snapshot
         # token -> (ROUTER identity, request, deadline): waiting for the marker
         self._pending: dict[str, tuple[bytes, snapshot.Request, float]] = {}
-        self._detector = GapDetector()
+        # channel frame -> key, for the retained fast path (not the hub's own channels)
+        self._keys: dict[bytes, str] = {}
         self._pub: zmq.Socket | None = None
         self._router: zmq.Socket | None = None
 
@@ -136,9 +159,11 @@ class Keeper:
         reported = dict(self.counters)
         next_report = now
         pending = False  # problems seen but not yet reported
+        next_check = now + REPORT_INTERVAL  # unchecked store entries are decoded by then
         while True:
             wake = [t for t in (next_stats, next_report if pending else None,
-                                None if watching else stream_due) if t is not None]
+                                None if watching else stream_due,
+                                next_check if self.store.unchecked else None) if t is not None]
             if self._pending:
                 wake.append(min(deadline for _, _, deadline in self._pending.values()))
             timeout_ms = None if not wake else max(0.0, min(wake) - time.monotonic()) * 1000
@@ -166,6 +191,10 @@ class Keeper:
                 self._guard(self._requests, router)
             if self._pending:
                 self._expire(router, now)
+            if now >= next_check:
+                if self.store.unchecked:
+                    self._guard(self._check_store)
+                next_check = now + REPORT_INTERVAL
             problems = {key: self.counters[key] - reported[key] for key in _PROBLEMS
                         if self.counters[key] != reported[key]}
             pending = bool(problems)
@@ -179,10 +208,10 @@ class Keeper:
                 self._publish_stats()
                 next_stats = now + self._stats_interval
 
-    def _guard(self, handler: Callable[[zmq.Socket], int | None], sock: zmq.Socket) -> int:
+    def _guard(self, handler: Callable[..., int | None], *args: Any) -> int:
         """Run one handler at the hub boundary: log and count what it raises."""
         try:
-            return handler(sock) or 0
+            return handler(*args) or 0
         except zmq.ContextTerminated:
             raise
         except Exception:  # the hub boundary: log, count, keep serving
@@ -192,55 +221,80 @@ class Keeper:
             return 0
 
     def _absorb(self, stream: zmq.Socket) -> int:
-        """Every message the proxy forwarded: validate, count, keep retained, spot markers.
+        """Every message the proxy forwarded: count, keep retained, spot markers.
 
-        Returns how many messages it read (at most STREAM_BATCH).
+        Returns how many frames or frame pairs it read (at most STREAM_BATCH).
+        Framing is by content (see :mod:`dsmt.codec`): no RCVMORE, no Frame
+        objects, two ``recv`` calls per event.
         """
-        counters, store, decode = self.counters, self.store, codec.decode
-        observe = self._detector.observe
-        noblock = zmq.NOBLOCK
-        own = self._sequencer.sender
-        for n in range(STREAM_BATCH):
-            # Frames, not bytes: Frame.more costs ~1/17 of getsockopt(RCVMORE) (pyzmq 27).
-            try:
-                head = stream.recv(noblock, copy=False)
-            except zmq.Again:
-                return n
-            counters["received"] += 1
-            if not head.more:
-                self._bad("bad_frame_count", "a 1-frame message")
-                continue
-            tail = stream.recv(copy=False)
-            if tail.more:
-                frames = 3
-                while stream.recv(copy=False).more:
-                    frames += 1
-                self._bad("bad_frame_count", f"a {frames}-frame message")
-                continue
-            channel, body = head.bytes, tail.bytes
-            try:
-                event = decode((channel, body))
-            except CodecError as exc:
-                self._bad("bad_channel" if exc.why.startswith("bad channel") else "bad_body",
-                          str(exc))
-                continue
-            if channel.startswith(_HUB_PREFIX_B) and event.sender == own:
-                counters["received"] -= 1  # the hub's own events are not input
+        keys, put = self._keys, self.store.put_unchecked
+        recv, noblock, again = stream.recv, zmq.NOBLOCK, zmq.Again
+        retained = codec.RETAINED
+        received = forwarded = 0  # added to the counters once per burst
+        head = None
+        try:
+            for received in range(1, STREAM_BATCH + 1):
+                if head is None:
+                    try:
+                        head = recv(noblock)
+                    except again:
+                        received -= 1
+                        return received
+                try:
+                    body = recv(noblock)
+                except again:  # ZeroMQ delivers a message whole: this one had one frame
+                    self._bad("bad_frame_count", "a 1-frame message")
+                    return received
+                if body[:1] == b"/":  # head had no body after it: a 1-frame message
+                    self._bad("bad_frame_count", "a 1-frame message")
+                    head = body
+                    continue
+                key = keys.get(head)
+                if key is not None and body.startswith(retained) and body[-1] != 0xc0:
+                    # The hot path: a retained event on a known channel, payload not nil.
+                    forwarded += 1
+                    self.stream_seq += 1
+                    put(key, self.stream_seq, head, body)
+                else:
+                    self._event(head, body)
+                head = None
+            return STREAM_BATCH
+        finally:
+            self.counters["received"] += received
+            self.counters["forwarded"] += forwarded
+
+    def _event(self, channel: bytes, body: bytes) -> None:
+        """Decode and handle one event the fast path does not take."""
+        try:
+            event = codec.decode((channel, body))
+        except CodecError as exc:
+            self._bad("bad_channel" if exc.why.startswith("bad channel") else "bad_body",
+                      str(exc))
+            return
+        store = self.store
+        if channel.startswith(_HUB_PREFIX_B):
+            if event.sender == self._sequencer.sender:
+                self.counters["received"] -= 1  # the hub's own events are not input
                 if event.retain:
                     store.put(event.channel, event.payload is None, self.stream_seq,
                               (channel, body))
                 elif self._pending:
                     self._marker(event)
-                continue
-            self.stream_seq += 1
-            counters["forwarded"] += 1
-            report = observe(event)
-            if report is not None and type(report) is Gap:
-                counters["stream_missing"] += report.missing
-                self.last_problem = f"missed seqs {report.first}..{report.last} of {report.sender}"
-            if event.retain:
-                store.put(event.channel, event.payload is None, self.stream_seq, (channel, body))
-        return STREAM_BATCH
+                return
+        else:
+            if len(self._keys) >= _KEYS_CACHE:
+                self._keys.clear()
+            self._keys[channel] = event.channel
+        self.stream_seq += 1
+        self.counters["forwarded"] += 1
+        if event.retain:
+            store.put(event.channel, event.payload is None, self.stream_seq, (channel, body))
+
+    def _check_store(self) -> None:
+        """Decode the store's unchecked entries; count and report those that fail."""
+        for exc in self.store.check():
+            self.counters["forwarded"] -= 1
+            self._bad("bad_body", f"retained: {exc}")
 
     def _bad(self, counter: str, why: str) -> None:
         self.counters[counter] += 1
@@ -332,6 +386,7 @@ class Keeper:
             self._reply(self._router, identity, self._answer(request))
 
     def _answer(self, request: snapshot.Request) -> list[bytes]:
+        self._check_store()
         picked, truncated = self.store.select(request.prefixes, *self._max_snapshot)
         return snapshot.reply_ok(request, self.stream_seq, picked, truncated)
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 # Payload namespaces (event types).
 ATTRIBUTE = "http://psepr.org/xs/payload/attribute"
@@ -94,6 +94,10 @@ class Sequencer:
 
     def __post_init__(self) -> None:
         self._id_prefix = f"{self.epoch:x}."
+
+    def parts(self) -> tuple[Address, int, Iterator[int], str]:
+        """``(sender, epoch, seq counter, id prefix)``: what :func:`dsmt.codec.stamper` stamps with."""
+        return self.sender, self.epoch, self._counter, self._id_prefix
 
     def make(
         self,

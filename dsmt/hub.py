@@ -27,9 +27,10 @@ Where validation happens
 The proxy forwards what publishers send without looking. Every reader
 validates with :mod:`dsmt.codec`: a :class:`dsmt.bus.Subscriber` drops and
 counts (``undecodable``) what does not decode; the keeper does the same for
-the hub, counting by reason (one frame, three frames, garbage msgpack, a bad
+the hub, counting by reason (a stray or lone frame, garbage msgpack, a bad
 channel, a body over :data:`dsmt.codec.MAX_BODY`) in :meth:`Hub.stats`, and
-never stores such a message. At most once per ``REPORT_INTERVAL`` seconds
+never serves such a message in a snapshot (retained events are checked in
+batches, see :mod:`dsmt._keeper`). At most once per ``REPORT_INTERVAL`` seconds
 the keeper publishes its counters, retained, on :data:`STATS_CHANNEL` and
 logs a warning. A single frame larger than :data:`MAX_FRAME` makes ZeroMQ
 disconnect that peer (memory protection); it reconnects by itself. Nothing a
@@ -51,8 +52,9 @@ queue is full:
   other subscribers and the publishers are not slowed. The hub cannot see
   which subscriber lost what, so the subscriber counts it: its gap detector
   (:mod:`dsmt.gaps`) reports the missing seqs per sender. The keeper is such
-  a subscriber: what it misses is counted in ``stream_missing`` (its store
-  may then hold an older value for a key).
+  a subscriber with a ten times deeper queue, but without a gap detector
+  (it does not decode most events, see :mod:`dsmt._keeper`): should it ever
+  fall that far behind, its store may hold an older value for a key.
 
 Sync channels, welcome and snapshot markers
 -------------------------------------------

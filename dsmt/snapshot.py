@@ -100,32 +100,78 @@ class Snapshot:
 
 
 class RetainedStore:
-    """The newest retained event per key, in hub-sequence order. Keeper thread only."""
+    """The newest retained event per key, in hub-sequence order. Keeper thread only.
+
+    An entry is *checked* (decoded by the keeper) or *unchecked*: the keeper
+    stores the retained events of the stream as raw frames, without decoding
+    them (see :mod:`dsmt._keeper`), and :meth:`check` decodes each unchecked
+    entry once, dropping those that do not decode, before the store is read
+    and at least once per report interval. A key rewritten many times between
+    two checks is decoded once.
+    """
 
     def __init__(self, max_keys: int = MAX_STORE_KEYS) -> None:
         # A plain dict keeps insertion order, and every put re-inserts its key
         # at the end, so iteration order is hub_seq order.
         self._entries: dict[str, tuple[int, bytes, bytes]] = {}
+        self._unchecked: dict[str, None] = {}  # keys whose entry is not decoded yet
         self._max_keys = max_keys
         self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def unchecked(self) -> int:
+        return len(self._unchecked)
+
     def put(self, key: str, clears: bool, hub_seq: int, frames: Sequence[bytes]) -> None:
-        """Keep ``frames`` (forwarded at ``hub_seq``) as ``key``'s value, or clear the key."""
+        """Keep decoded ``frames`` (forwarded at ``hub_seq``) as ``key``'s value, or clear it."""
+        self._unchecked.pop(key, None)
         entries = self._entries
         entries.pop(key, None)
-        if clears:
-            return
-        entries[key] = (hub_seq, frames[0], frames[1])
+        if not clears:
+            entries[key] = (hub_seq, frames[0], frames[1])
+            self._bound(entries)
+
+    def put_unchecked(self, key: str, hub_seq: int, channel: bytes, body: bytes) -> None:
+        """Keep ``key``'s newest value without decoding it; :meth:`check` does that later."""
+        entries = self._entries
+        entries.pop(key, None)
+        entries[key] = (hub_seq, channel, body)
+        self._unchecked[key] = None
         if len(entries) > self._max_keys:
-            del entries[next(iter(entries))]
+            self._bound(entries)
+
+    def _bound(self, entries: dict) -> None:
+        if len(entries) > self._max_keys:
+            oldest = next(iter(entries))
+            del entries[oldest]
+            self._unchecked.pop(oldest, None)
             self.evicted += 1
+
+    def check(self) -> list[CodecError]:
+        """Decode every unchecked entry; drop those that do not decode and return why."""
+        bad = []
+        entries = self._entries
+        for key in self._unchecked:
+            _, channel, body = entries[key]
+            try:
+                event = codec.decode((channel, body))
+                if not event.retain or event.payload is None:
+                    raise CodecError("a retained-looking body that is not a retained value")
+            except CodecError as exc:
+                del entries[key]
+                bad.append(exc)
+        self._unchecked.clear()
+        return bad
 
     def select(self, prefixes: Sequence[str], max_keys: int = MAX_KEYS,
                max_bytes: int = MAX_BYTES) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """Frames of every retained event under ``prefixes``, oldest first; and "truncated"."""
+        """Frames of every retained event under ``prefixes``, oldest first; and "truncated".
+
+        Call :meth:`check` first: unchecked entries are returned as they are.
+        """
         picked: list[tuple[bytes, bytes]] = []
         size = 0
         for key, (_, channel, body) in self._entries.items():

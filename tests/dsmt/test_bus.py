@@ -357,9 +357,14 @@ def test_a_subscriber_counts_and_skips_frames_it_cannot_decode(zctx):
             if topic.startswith(sync_channel("x")[:-2]):
                 break
         fake.send_multipart(codec.encode(hub_seq.make(topic, "t", {"kind": "welcome"})))
+        # Framing is by content (dsmt.codec): a pair that does not decode, a lone
+        # channel frame, a pair with an empty body and the stray frame after it.
         for junk in ([b"/d/", b"junk"], [b"/d/"], [b"/d/", b"", b""]):
             fake.send_multipart(junk)
         fake.send_multipart(codec.encode(hub_seq.make("/d/", "t", "good")))
+        # A valid event with a stray frame after it: the event, then one undecodable.
+        fake.send_multipart([*codec.encode(hub_seq.make("/d/", "t", "extra")), b"\x9c"])
+        fake.send_multipart(codec.encode(hub_seq.make("/d/", "t", "last")))
 
     thread = threading.Thread(target=serve)
     thread.start()
@@ -367,7 +372,9 @@ def test_a_subscriber_counts_and_skips_frames_it_cannot_decode(zctx):
         with Bus(zctx, Endpoints(endpoint, endpoint, endpoint)).subscriber("/d/") as sub:
             event = sub.recv(BOUND)
             assert event is not None and event.payload == "good"
-            assert sub.undecodable == 3
+            assert sub.undecodable == 4
+            assert [sub.recv(BOUND).payload for _ in range(2)] == ["extra", "last"]
+            assert sub.undecodable == 5
     finally:
         thread.join(BOUND)
         fake.close()

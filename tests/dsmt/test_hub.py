@@ -99,15 +99,15 @@ def _await_probe(sub, marker: str) -> None:
 
 GARBAGE = {
     "one frame": [b"/probe/"],
-    "three frames": valid_frames() + [b"extra"],
+    "three frames": [b"/probe/", b"\x9c", b"/probe/"],
     "empty frames": [b"", b""],
     "random body": [b"/probe/", bytes(range(256)) * 3],
     "bad channel": [b"/no//empty/", valid_frames()[1]],
     "star element": [b"/a/*/", valid_frames()[1]],
     "missing slash": [b"probe/", valid_frames()[1]],
     "channel not utf-8": [b"/\xff\xfe/", valid_frames()[1]],
-    "oversized body": [b"/probe/", msgpack.packb([1, "i", 1, 1, 1.0, "t", "s", None, None,
-                                                  None, False, b"x" * codec.MAX_BODY])],
+    "oversized body": [b"/probe/", msgpack.packb([2, False, "i", 1, 1, 1.0, "t", "s", None, None,
+                                                  None, b"x" * codec.MAX_BODY])],
     "wrong array": [b"/probe/", msgpack.packb([1, 2, 3])],
     "ext type": [b"/probe/", msgpack.packb(msgpack.ExtType(1, b"x"))],
 }
@@ -120,12 +120,27 @@ def test_undecodable_input_is_dropped_and_counted_and_the_hub_keeps_serving(
         _send_raw(raw_publisher, GARBAGE[kind])
         _send_raw(raw_publisher, valid_frames(payload="after"))
         _await_probe(sub, "after")  # one stream, one order: the garbage came first
-        # Forwarded like anything else, dropped and counted by the reader.
-        assert sub.undecodable == (1 if GARBAGE[kind][0].startswith(b"/probe/") else 0)
+        # Forwarded like anything else, dropped and counted by the reader
+        # (framing is by content: the three frames are a bad pair and a lone frame).
+        units = 2 if kind == "three frames" else 1
+        assert sub.undecodable == (units if GARBAGE[kind][0].startswith(b"/probe/") else 0)
     wait_for(lambda: hub.stats()["forwarded"] >= 1, BOUND, lambda: f"stats: {hub.stats()}")
     stats = hub.stats()
-    assert stats["dropped"] == 1 and stats["received"] == 2
+    assert stats["dropped"] == units and stats["received"] == units + 1
     assert hub.running
+
+
+def test_a_valid_event_followed_by_a_stray_frame_is_delivered_and_the_frame_counted(
+        hub, bus, raw_publisher):
+    """Framing by content (dsmt.codec): the first two frames are an event as sent."""
+    with bus.subscriber("/probe/") as sub:
+        _send_raw(raw_publisher, valid_frames(payload="first") + [b"extra"])
+        _send_raw(raw_publisher, valid_frames(payload="after"))
+        assert [sub.recv(BOUND).payload for _ in range(2)] == ["first", "after"]
+        assert sub.undecodable == 1
+    wait_for(lambda: hub.stats()["forwarded"] >= 2, BOUND, lambda: f"stats: {hub.stats()}")
+    stats = hub.stats()
+    assert (stats["dropped"], stats["bad_frame_count"], stats["received"]) == (1, 1, 3)
 
 
 def test_fuzzed_garbage_never_kills_the_hub_and_every_message_is_counted(hub, bus, raw_publisher):
@@ -144,9 +159,11 @@ def test_fuzzed_garbage_never_kills_the_hub_and_every_message_is_counted(hub, bu
         assert event is not None and event.payload == "after"
     wait_for(lambda: hub.stats()["forwarded"] >= 1, BOUND, lambda: f"stats: {hub.stats()}")
     stats = hub.stats()
-    assert stats["dropped"] == sent
-    assert stats["received"] == sent + 1
-    assert stats["bad_frame_count"] + stats["bad_channel"] + stats["bad_body"] == sent
+    # Framed by content, a message of n garbage frames is one to n dropped units;
+    # every unit read is counted, by reason, and nothing but "after" went through.
+    assert stats["forwarded"] == 1
+    assert sent <= stats["dropped"] == stats["received"] - 1
+    assert stats["bad_frame_count"] + stats["bad_channel"] + stats["bad_body"] == stats["dropped"]
 
 
 def test_drops_are_reported_as_a_retained_hub_event(hub, bus, raw_publisher):
@@ -203,3 +220,18 @@ def test_garbage_snapshot_requests_get_an_error_and_are_counted(zctx, hub, frame
     assert reply[:2] == [snapshot.MAGIC, b"ERR"]
     assert hub.stats()["bad_snapshot_requests"] == 1
     assert hub.running
+
+
+def test_a_retained_looking_body_that_does_not_decode_is_never_served_and_is_counted(
+        hub, bus, raw_publisher):
+    """The keeper stores retained events unchecked and decodes them before serving."""
+    good = valid_frames("/probe/r/", payload="kept")
+    good[1] = codec.encode(codec.decode(good)._replace(retain=True))[1]
+    _send_raw(raw_publisher, good)  # the channel is now known: the fast path takes the next
+    _send_raw(raw_publisher, [b"/probe/r/", codec.RETAINED + b"\xff\x00"])
+    with bus.subscriber("/probe/", snapshot=True) as sub:
+        assert sub.snapshot is not None and sub.snapshot.events == ()
+        assert sub.snapshot.undecodable == 0
+    stats = hub.stats()
+    assert (stats["bad_body"], stats["dropped"], stats["forwarded"]) == (1, 1, 1)
+    assert stats["retained_keys"] == 0
