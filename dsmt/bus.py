@@ -58,7 +58,7 @@ _SYNC_PREFIX_B = SYNC_PREFIX.encode()
 _CHANNEL_CACHE = 4096
 _DRAIN_EVERY = 255  # events between two drains of the subscription messages (2**n - 1)
 _DRAIN_INTERVAL = 1.0  # seconds: a slow publisher drains at its first publish after this
-_encode, _decode = codec.encode, codec.decode
+_encode, _decode_pair = codec.encode, codec.decode_pair
 SNDMORE, NOBLOCK = zmq.SNDMORE, zmq.NOBLOCK
 
 
@@ -314,7 +314,7 @@ class Subscriber(_Owned):
                 self.undecodable += 1
                 continue
             try:
-                event = _decode((head, body))
+                event = _decode_pair(head, body)
             except CodecError:
                 self.undecodable += 1
                 continue

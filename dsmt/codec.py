@@ -72,6 +72,7 @@ from dsmt.event import Address, Event, Sequencer
 VERSION = 2
 # The first bytes of a retained event's body: array of 12, version 2, true.
 RETAINED = bytes((0x9c, VERSION, 0xc3))
+_NOT_RETAINED = bytes((0x9c, VERSION, 0xc2))
 BODY_START = 0x9c  # the first byte of every body (frame 1)
 CHANNEL_START = 0x2f  # "/", the first byte of every channel (frame 0)
 MAX_BODY = 1 << 20
@@ -181,33 +182,34 @@ def decode_channel(frame: bytes) -> str:
 def decode(frames: Sequence[bytes]) -> Event:
     """The event in ``frames`` (channel, body); raises CodecError on anything else."""
     if len(frames) == 2:
-        channel = _valid_channels.get(frames[0])
-        body = frames[1]
-        if channel is not None and len(body) <= MAX_BODY:
-            try:
-                fields = _unpackb(body, raw=False, strict_map_key=True, ext_hook=_reject_ext)
-            except Exception:  # garbage: _parse below says what is wrong
-                fields = None
-            # The hot path of every subscriber: one test for the common case
-            # (a known channel, a sender already validated, plain scalars in
-            # range); anything else goes through _parse, which names the error.
-            if type(fields) is list and len(fields) == _FIELDS:
-                (version, retain, id_, seq, epoch, ts, type_, s_service, s_instance,
-                 t_service, t_instance, payload) = fields
-                try:
-                    addresses = _headers.get((type_, s_service, s_instance, t_service,
-                                              t_instance))
-                except TypeError:  # an unhashable field: garbage
-                    addresses = None
-                if (addresses is not None and type(version) is int and version == VERSION
-                        and type(id_) is str and 0 < len(id_) <= 128
-                        and type(seq) is int and 0 <= seq <= _MAX_INT
-                        and type(epoch) is int and 0 <= epoch <= _MAX_INT
-                        and type(ts) is float and type(retain) is bool):
-                    return _new_event(Event, (channel, type_, addresses[0], payload, id_, seq,
-                                              epoch, ts, retain, addresses[1]))
+        return decode_pair(frames[0], frames[1])
+    raise CodecError(f"expected 2 frames, got {len(frames)}")
+
+
+def decode_pair(head: bytes, body: bytes) -> Event:
+    """The event of a channel frame and a body: :func:`decode` without the frame list."""
+    channel = _valid_channels.get(head)
+    lead = body[:3]
+    # The hot path of every subscriber: one test for the common case (a known
+    # channel, a version-2 12-item array -- the lead bytes say so -- a sender
+    # already validated, plain scalars in range); anything else goes through
+    # _parse, which names the error.
+    if channel is not None and (lead == RETAINED or lead == _NOT_RETAINED) and (
+            len(body) <= MAX_BODY):
+        try:
+            (_, retain, id_, seq, epoch, ts, type_, s_service, s_instance, t_service,
+             t_instance, payload) = _unpackb(body, raw=False, strict_map_key=True,
+                                             ext_hook=_reject_ext)
+            addresses = _headers.get((type_, s_service, s_instance, t_service, t_instance))
+        except Exception:  # garbage, or an unhashable header field: _parse says what
+            addresses = None
+        if (addresses is not None and type(id_) is str and 0 < len(id_) <= 128
+                and type(seq) is int and 0 <= seq <= _MAX_INT
+                and type(epoch) is int and 0 <= epoch <= _MAX_INT and type(ts) is float):
+            return _new_event(Event, (channel, type_, addresses[0], payload, id_, seq, epoch,
+                                      ts, retain, addresses[1]))
     (channel, id_, seq, epoch, ts, type_, s_service, s_instance, t_service, t_instance,
-     retain, payload) = _parse(frames)
+     retain, payload) = _parse((head, body))
     key = (type_, s_service, s_instance, t_service, t_instance)
     addresses = _headers.get(key)
     if addresses is None:
