@@ -73,7 +73,7 @@ REPORT_INTERVAL = 1.0
 BATCH = 512  # messages handled per socket per loop turn, so no socket starves
 STREAM_HWM = 1_000_000  # messages queued for the keeper (~200 MB at most)
 STREAM_BATCH = 8 * BATCH  # the stream is read in bursts (see STREAM_PERIOD)
-STREAM_PERIOD = 0.002  # seconds between two bursts while events flow
+STREAM_PERIOD = 0.02  # seconds between two bursts while events flow (not while a join waits)
 MARKER_TIMEOUT = 10.0  # seconds a snapshot request waits for its marker (a safety net)
 MAX_PENDING = 1024  # snapshot requests waiting for their marker
 HUB_SERVICE = "dsmt-hub"
@@ -161,8 +161,9 @@ class Keeper:
         pending = False  # problems seen but not yet reported
         next_check = now + REPORT_INTERVAL  # unchecked store entries are decoded by then
         while True:
-            wake = [t for t in (next_stats, next_report if pending else None,
-                                None if watching else stream_due,
+            # A snapshot waiting for its marker does not wait for the next burst.
+            due = None if watching else (0.0 if self._pending else stream_due)
+            wake = [t for t in (next_stats, next_report if pending else None, due,
                                 next_check if self.store.unchecked else None) if t is not None]
             if self._pending:
                 wake.append(min(deadline for _, _, deadline in self._pending.values()))
@@ -171,10 +172,12 @@ class Keeper:
             if control in ready:
                 return
             now = time.monotonic()
-            if stream in ready or (not watching and now >= stream_due):
+            if stream in ready or (not watching and (now >= stream_due or self._pending)):
                 # Under traffic, read the stream every STREAM_PERIOD, not per
-                # message: one wake-up then serves hundreds of events, and a
-                # queue that stays non-empty costs the proxy no wake-up either.
+                # message: one wake-up then serves thousands of events, and a
+                # queue that stays non-empty costs the proxy no wake-up either
+                # (measured, keeper thread: ~1.9 us per event at a 2 ms period,
+                # ~1.05 us at 20 ms, most of the difference system time).
                 read = self._guard(self._absorb, stream)
                 if read:
                     if watching:
