@@ -9,7 +9,13 @@ machine, with the same bytes on the wire, in the same run:
 
 - ``baseline``: a hand-written loop sends pre-encoded ``[channel, msgpack
   body]`` frames of DSMT status events (``send(ch, SNDMORE)``, ``send(body)``)
-  into a plain XSUB/XPUB ``zmq.proxy``; the subscriber does ``recv()`` twice.
+  into a plain XSUB/XPUB ``zmq.proxy``; the subscriber does ``recv()`` twice
+  (a receive timeout ends the round if the end marker never comes).
+- ``baseline_polling``: the same, but the subscriber calls ``Socket.poll``
+  before every event, as this baseline did until 2026-12: pyzmq builds a
+  Poller per call (~2.5 us, six times the two ``recv`` calls), which made
+  the subscriber the baseline's bottleneck and its rate ~2x too low. Kept,
+  with ``ratio_dsmt_to_baseline_polling``, only to compare with older reports.
 - ``dsmt``: the Bus API end to end: ``Publisher.publish`` (stamps an Event,
   codec.encode) -> :class:`dsmt.hub.Hub` (the C proxy forwards; its keeper
   thread, subscribed to everything, validates and keeps the retained state)
@@ -18,7 +24,7 @@ machine, with the same bytes on the wire, in the same run:
   subscriber loop, but through the C proxy instead of the hub: what the
   event model costs without the hub, so the hub's own share is visible.
 
-Rounds alternate the order of the three. Rates are events received divided
+Rounds alternate the order of the four. Rates are events received divided
 by (subscriber's last receive - publisher's first send), CLOCK_MONOTONIC
 being system-wide. Every socket of a round (publisher, hub or proxy,
 subscriber) has a high-water mark of at least ``--events`` (:func:`burst_hwm`;
@@ -72,7 +78,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--asks", type=int, default=10_000)
     args = parser.parse_args(argv or [])
     mp_ctx = mp.get_context("spawn")
-    runs: dict[str, list[dict]] = {"baseline": [], "dsmt": [], "dsmt_via_plain_proxy": []}
+    runs: dict[str, list[dict]] = {"baseline": [], "dsmt": [], "dsmt_via_plain_proxy": [],
+                                   "baseline_polling": []}
     order = list(runs)
     for round_ in range(args.rounds):
         for mode in (order if round_ % 2 == 0 else order[::-1]):
@@ -80,6 +87,8 @@ def main(argv: list[str] | None = None) -> dict:
     ratios = [d["events_per_s"] / b["events_per_s"] for d, b in zip(runs["dsmt"], runs["baseline"])]
     plain = [d["events_per_s"] / b["events_per_s"]
              for d, b in zip(runs["dsmt_via_plain_proxy"], runs["baseline"])]
+    polling = [d["events_per_s"] / b["events_per_s"]
+               for d, b in zip(runs["dsmt"], runs["baseline_polling"])]
     result: dict[str, Any] = {
         "benchmark": "hub",
         "events_per_round": args.events,
@@ -89,6 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
         **{mode: _summary(rounds) for mode, rounds in runs.items()},
         "ratio_dsmt_to_baseline": _spread(ratios, 3),
         "ratio_dsmt_via_plain_proxy_to_baseline": _spread(plain, 3),
+        "ratio_dsmt_to_baseline_polling": _spread(polling, 3),
         "target_ratio": 0.8,
     }
     if args.idle:
@@ -245,8 +255,9 @@ def _subscriber(mode: str, endpoints: tuple, ready: Any, synced: Any, results: A
     if mode == "dsmt":
         out = _dsmt_subscriber(context, endpoints, ready, hwm)
     else:
-        out = _raw_subscriber(context, endpoints, ready, synced, decode=mode != "baseline",
-                              hwm=hwm)
+        out = _raw_subscriber(context, endpoints, ready, synced,
+                              decode=mode == "dsmt_via_plain_proxy",
+                              poll_each=mode == "baseline_polling", hwm=hwm)
     results.put({"role": "subscriber", **out})
     context.destroy(linger=0)
 
@@ -272,13 +283,14 @@ def _dsmt_subscriber(context: Any, endpoints: tuple, ready: Any, hwm: int = HWM)
 
 
 def _raw_subscriber(context: Any, endpoints: tuple, ready: Any, synced: Any,
-                    decode: bool, hwm: int = HWM) -> dict:
+                    decode: bool, poll_each: bool = False, hwm: int = HWM) -> dict:
     import zmq
     from dsmt import codec
     from dsmt.gaps import GapDetector
     sock = context.socket(zmq.SUB)
     sock.linger = 0
     sock.rcvhwm = hwm
+    sock.rcvtimeo = int(TIMEOUT * 1000)
     sock.connect(endpoints[1])
     sock.subscribe(PREFIX.encode())
     cpu = _cpu()
@@ -287,10 +299,13 @@ def _raw_subscriber(context: Any, endpoints: tuple, ready: Any, synced: Any,
     received = 0
     detector = GapDetector()
     while True:
-        if not sock.poll(TIMEOUT * 1000):
+        try:
+            if poll_each and not sock.poll(TIMEOUT * 1000):  # ~2.5 us per call (a Poller each)
+                break
+            channel = sock.recv()
+            body = sock.recv()
+        except zmq.Again:  # TIMEOUT without an event
             break
-        channel = sock.recv()
-        body = sock.recv()
         if channel == sync:
             synced.set()
             continue
