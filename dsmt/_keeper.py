@@ -23,9 +23,10 @@ Why the keeper does not decode every event
 ------------------------------------------
 The keeper reads every message the proxy forwards, in Python, on the same
 cores as the publishers and subscribers; what it spends per event comes
-straight off the hub's throughput (``python -m benchmarks hub``: decoding
-and gap-checking each event cost the keeper ~25k instructions per event,
-as much as a publisher). So the keeper frames the stream by content (see
+straight off the hub's throughput. Decoding and gap-checking each event
+made the hub process cost 12.5k instructions per event (callgrind, the hub
+alone under valgrind; the bare C proxy costs 4.2k); reading raw frames
+instead, 8.4k. So the keeper frames the stream by content (see
 :mod:`dsmt.codec`) and looks at each body's first bytes: a retained event
 (:data:`dsmt.codec.RETAINED`) on a channel it has seen before is stored as
 raw frames, unchecked; everything else -- events that are not retained,
