@@ -232,9 +232,10 @@ class Subscriber(_Owned):
     ``recv(timeout)`` returns the next event or None after ``timeout``
     seconds (None: wait forever; 0: do not wait). Iterating yields events
     forever. What does not decode is skipped and counted in ``undecodable``
-    (each frame pair that fails, each lone or stray frame); per-sender losses are in ``gaps`` (reports, newest
-    last) and ``gap_detector``. Events on other subscribers' sync channels
-    (seen by a ``/`` subscriber) are skipped.
+    (each frame pair that fails, each lone or stray frame); per-sender
+    losses are in ``gaps`` (reports, newest last) and ``gap_detector``.
+    Events on other subscribers' sync channels (seen by a ``/`` subscriber)
+    are skipped.
     """
 
     def __init__(self, context: zmq.Context, endpoints: Endpoints,

@@ -96,7 +96,7 @@ class Sequencer:
         self._id_prefix = f"{self.epoch:x}."
 
     def parts(self) -> tuple[Address, int, Iterator[int], str]:
-        """``(sender, epoch, seq counter, id prefix)``: what :func:`dsmt.codec.stamper` stamps with."""
+        """``(sender, epoch, seq counter, id prefix)``: what :func:`dsmt.codec.stamper` uses."""
         return self.sender, self.epoch, self._counter, self._id_prefix
 
     def make(

@@ -55,7 +55,8 @@ def test_wrong_shaped_msgpack_bodies_only_ever_raise_codec_error(fields):
 @given(events, st.data())
 def test_a_valid_body_with_one_field_of_the_wrong_type_raises_codec_error(event, data):
     fields = msgpack.unpackb(codec.encode(event)[1])
-    index = data.draw(st.sampled_from([0, 1, 2, 3, 4, 6, 7]))  # version, retain, id, seq, epoch, type, sender
+    # version, retain, id, seq, epoch, type, sender service
+    index = data.draw(st.sampled_from([0, 1, 2, 3, 4, 6, 7]))
     fields[index] = data.draw(st.sampled_from([[], {}, -1, "", 2**64 - 1, 1.5]))
     with pytest.raises(CodecError):
         codec.decode([b"/a/", msgpack.packb(fields)])
