@@ -84,7 +84,8 @@ class GapDetector:
     """Tracks epoch and last seq per sender; see the module docstring for the rules."""
 
     def __init__(self, max_senders: int = MAX_SENDERS, max_reports: int = MAX_REPORTS) -> None:
-        self._last: dict[tuple[str, str | None], tuple[int, int]] = {}
+        # [epoch, last seq], updated in place on the common path (no tuple, no dict write)
+        self._last: dict[tuple[str, str | None], list[int]] = {}
         self._max_senders = max_senders
         self.reports: deque[Report] = deque(maxlen=max_reports)
         self.missing = 0
@@ -100,7 +101,7 @@ class GapDetector:
         epoch, seq = event.epoch, event.seq
         last = self._last.get(key)
         if last is not None and last[0] == epoch and seq == last[1] + 1:
-            self._last[key] = (epoch, seq)  # the common case, kept fast
+            last[1] = seq  # the common case, kept fast
             return None
         report: Report | None
         if last is None:
@@ -126,14 +127,15 @@ class GapDetector:
             return report
         # Re-insert: senders that just reported move to the end of the eviction order.
         self._last.pop(key, None)
-        self._last[key] = (epoch, seq)
+        self._last[key] = [epoch, seq]
         if report is not None:
             self.reports.append(report)
         return report
 
     def position(self, sender: Address) -> tuple[int, int] | None:
         """``(epoch, last seq)`` seen from ``sender``, or None if never heard from."""
-        return self._last.get((sender.service, sender.instance))
+        last = self._last.get((sender.service, sender.instance))
+        return None if last is None else (last[0], last[1])
 
     def counters(self) -> dict[str, int]:
         return {"gaps": self.gaps, "missing": self.missing,
