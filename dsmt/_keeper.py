@@ -35,12 +35,12 @@ own channel, anything odd -- is decoded and validated at once, as before.
 Unchecked entries are decoded by :meth:`dsmt.snapshot.RetainedStore.check`
 before every snapshot answer and at least every :data:`REPORT_INTERVAL`
 seconds: a key rewritten many times in between is decoded once, and a
-retained-looking body that does not decode is dropped from the store,
-counted (``bad_body``, moved from ``forwarded`` to ``dropped``) and
-reported, just later. The store therefore never serves a body that failed
-to decode. The price, stated where it bites: a malformed body that looks
-retained replaces its key's previous value in the store until the check
-drops it (live subscribers drop it at once and keep their previous value);
+retained-looking body that does not decode is counted (``bad_body``, moved
+from ``forwarded`` to ``dropped``) and reported, just later, and the key
+falls back to its last checked value. The store therefore never serves a
+body that failed to decode, and never loses a key to one. The price, stated
+where it bites: valid updates of that key which arrived between the last
+check and the bad body are lost from the store (live subscribers have them);
 and the keeper no longer runs a gap detector on the stream, since it does
 not read the seq of most events.
 

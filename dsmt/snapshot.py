@@ -105,16 +105,19 @@ class RetainedStore:
     An entry is *checked* (decoded by the keeper) or *unchecked*: the keeper
     stores the retained events of the stream as raw frames, without decoding
     them (see :mod:`dsmt._keeper`), and :meth:`check` decodes each unchecked
-    entry once, dropping those that do not decode, before the store is read
-    and at least once per report interval. A key rewritten many times between
-    two checks is decoded once.
+    entry once before the store is read and at least once per report
+    interval. A key rewritten many times between two checks is decoded once.
+    An entry that does not decode falls back to the key's newest *checked*
+    value (kept aside while unchecked ones replace it), so a bad body costs
+    at most the valid updates that arrived between two checks, never the key.
     """
 
     def __init__(self, max_keys: int = MAX_STORE_KEYS) -> None:
         # A plain dict keeps insertion order, and every put re-inserts its key
-        # at the end, so iteration order is hub_seq order.
+        # at the end, so iteration order is hub_seq order (but for a value check puts back).
         self._entries: dict[str, tuple[int, bytes, bytes]] = {}
-        self._unchecked: dict[str, None] = {}  # keys whose entry is not decoded yet
+        # keys whose entry is not decoded yet -> the key's newest checked entry (or None)
+        self._unchecked: dict[str, tuple[int, bytes, bytes] | None] = {}
         self._max_keys = max_keys
         self.evicted = 0
 
@@ -137,9 +140,11 @@ class RetainedStore:
     def put_unchecked(self, key: str, hub_seq: int, channel: bytes, body: bytes) -> None:
         """Keep ``key``'s newest value without decoding it; :meth:`check` does that later."""
         entries = self._entries
-        entries.pop(key, None)
+        previous = entries.pop(key, None)
         entries[key] = (hub_seq, channel, body)
-        self._unchecked[key] = None
+        unchecked = self._unchecked
+        if key not in unchecked:
+            unchecked[key] = previous
         if len(entries) > self._max_keys:
             self._bound(entries)
 
@@ -151,10 +156,11 @@ class RetainedStore:
             self.evicted += 1
 
     def check(self) -> list[CodecError]:
-        """Decode every unchecked entry; drop those that do not decode and return why."""
+        """Decode every unchecked entry; put back the last checked value of those that
+        do not decode (or drop the key if it had none) and return why."""
         bad = []
         entries = self._entries
-        for key in self._unchecked:
+        for key, checked in self._unchecked.items():
             _, channel, body = entries[key]
             try:
                 event = codec.decode((channel, body))
@@ -162,6 +168,8 @@ class RetainedStore:
                     raise CodecError("a retained-looking body that is not a retained value")
             except CodecError as exc:
                 del entries[key]
+                if checked is not None:
+                    entries[key] = checked  # at the end: iteration is no longer hub_seq order
                 bad.append(exc)
         self._unchecked.clear()
         return bad

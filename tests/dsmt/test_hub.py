@@ -222,9 +222,10 @@ def test_garbage_snapshot_requests_get_an_error_and_are_counted(zctx, hub, frame
     assert hub.running
 
 
-def test_a_retained_looking_body_that_does_not_decode_is_never_served_and_is_counted(
+def test_a_retained_looking_body_that_does_not_decode_is_never_served_and_the_key_keeps_its_value(
         hub, bus, raw_publisher):
-    """The keeper stores retained events unchecked and decodes them before serving."""
+    """The keeper stores retained events unchecked and decodes them before serving;
+    a bad one falls back to the key's last checked value: no state is lost."""
     good = valid_frames("/probe/r/", payload="kept")
     good[1] = codec.encode(codec.decode(good)._replace(retain=True))[1]
     _send_raw(raw_publisher, good)  # the channel is now known: the fast path takes the next
@@ -232,8 +233,35 @@ def test_a_retained_looking_body_that_does_not_decode_is_never_served_and_is_cou
     # Both read by the keeper (and the garbage not yet checked) before the join.
     wait_for(lambda: hub.stats()["received"] == 2, BOUND, lambda: f"stats: {hub.stats()}")
     with bus.subscriber("/probe/", snapshot=True) as sub:
-        assert sub.snapshot is not None and sub.snapshot.events == ()
+        assert sub.snapshot is not None
+        assert [e.payload for e in sub.snapshot.events] == ["kept"]
         assert sub.snapshot.undecodable == 0
     stats = hub.stats()
     assert (stats["bad_body"], stats["dropped"], stats["forwarded"]) == (1, 1, 1)
-    assert stats["retained_keys"] == 0
+    assert stats["retained_keys"] == 1
+
+
+def test_a_bad_retained_body_on_a_key_never_checked_removes_the_key():
+    store = snapshot.RetainedStore()
+    store.put_unchecked("/k/", 1, b"/k/", codec.RETAINED + b"\xff")
+    assert len(store.check()) == 1 and len(store) == 0
+
+
+def test_check_keeps_the_newest_good_value_and_reverts_a_bad_one_to_the_last_checked():
+    def retained(channel, payload):
+        frames = valid_frames(channel, payload)
+        return codec.encode(codec.decode(frames)._replace(retain=True))
+
+    store = snapshot.RetainedStore()
+    store.put("/a/", False, 1, retained("/a/", "a1"))
+    store.put("/b/", False, 2, retained("/b/", "b1"))
+    store.put_unchecked("/a/", 3, *retained("/a/", "a2"))  # valid: kept
+    store.put_unchecked("/b/", 4, *retained("/b/", "b2"))
+    store.put_unchecked("/b/", 5, b"/b/", codec.RETAINED + b"\xff")  # bad: back to b1
+    assert len(store.check()) == 1
+    picked, truncated = store.select(["/"])
+    assert not truncated
+    assert sorted(codec.decode(f).payload for f in picked) == ["a2", "b1"]
+    store.put_unchecked("/a/", 6, b"/a/", codec.RETAINED + b"\xff")  # bad: back to a2 now
+    assert len(store.check()) == 1
+    assert sorted(codec.decode(f).payload for f in store.select(["/"])[0]) == ["a2", "b1"]
