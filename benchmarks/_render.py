@@ -94,6 +94,17 @@ def router(r: dict) -> str:
          spread(get(r, "latency.p50_ms"), 2), "", "", ""],
         ["latency p99 ms at half rate", spread(get(r, "latency.p99_ms"), 2), "", "",
          f"< 10 ms: {verdict(None if p99 is None else p99 < 10)}"],
+        ["latency p99 ms at half rate, to the subscriber's socket",
+         spread(get(r, "latency.at_socket.p99_ms"), 2), "", "", ""],
+    ]
+    for part in ("throughput", "latency"):
+        share = f"{part}.contention"
+        rows.append([f"cores busy during {part} rounds: router / load generators / others",
+                     " / ".join(num(get(r, f"{share}.{who}_cpu_cores.median"), 2)
+                                for who in ("router", "loadgen", "others")),
+                     "", "", f"router waited for a CPU "
+                     f"{num(get(r, f'{share}.router_wait_cores.median'), 2)} s/s"])
+    rows += [
         [f"RSS MB idle → {num(get(r, 'memory.clients'))} clients × "
          f"{num(get(r, 'memory.leases_per_client'))} leases",
          f"{num(get(r, 'memory.rss_idle_mb'), 1)} → {num(get(r, 'memory.rss_loaded_mb'), 1)}",
