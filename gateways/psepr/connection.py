@@ -119,6 +119,7 @@ class Connection(asyncio.Protocol):
                     self._backlog.extend(items)
                     continue
                 self._handle_all(items)
+                self._parser.forget()  # routed: an idle connection keeps no stanza alive
                 if self.state == CLOSED:
                     return
                 if start + BITE < len(data):

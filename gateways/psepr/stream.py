@@ -79,7 +79,8 @@ certain (:mod:`gateways.psepr._raw` says how boundaries are found without
 byte offsets from libxml2), and only when the stream element declares
 nothing but the default namespace and ``stream`` and the message does not
 use the ``stream`` prefix; otherwise None, and the caller serializes the
-element. The first message after the login is one of those.
+element. The first stanza after the stream header (normally the login
+iq) is one of those; the messages after a login iq get their bytes.
 
 After a StreamError the parser is dead: every later ``feed()`` raises it
 again. Stanzas completed in the same ``feed()`` call before the error are
@@ -227,13 +228,17 @@ class StreamParser:
         """
         return self._raws.get(stanza)
 
+    def forget(self) -> None:
+        """Drop what :meth:`raw` holds (it keeps the last feed's messages alive until then)."""
+        if self._raws or self._inheritors:
+            self._raws, self._inheritors = {}, set()
+
     def feed(self, data: bytes) -> list[StreamHeader | etree._Element | _End]:
         """The items completed by ``data``, in order; raises StreamError."""
         if self._error is not None:
             raise self._error
         items: list = []
-        if self._raws or self._inheritors:
-            self._raws, self._inheritors = {}, set()
+        self.forget()
         try:
             self._check_bytes(data)
             if self._prolog is not None:

@@ -111,6 +111,14 @@ def test_bytes_are_only_those_of_the_last_feed():
     assert parser.raw(m) is None
 
 
+def test_forget_drops_the_bytes_so_an_idle_connection_keeps_no_stanza_alive():
+    parser = StreamParser(raw=True)
+    ((_, _), (m, raw)) = _run([HEADER + LOGIN + _stanza("plain", 1)], parser)
+    assert raw is not None
+    parser.forget()
+    assert parser.raw(m) is None and not parser._raws
+
+
 def test_a_parser_without_raw_gives_no_bytes():
     assert [raw for _, raw in _run([HEADER + LOGIN + _stanza("plain", 1)], StreamParser())] \
         == [None, None]
