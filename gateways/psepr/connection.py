@@ -255,6 +255,11 @@ class Connection(asyncio.Protocol):
         tail = "" if self.address.instance is None else f"/{self.address.instance}"
         return f"{self.address.service}@{host}{tail}"
 
+    def received_bytes(self, el: etree._Element) -> bytes:
+        """A stanza of the last read as forwarded to other connections: the bytes it came
+        in (:meth:`gateways.psepr.stream.StreamParser.raw`), or serialized again."""
+        return self._parser.raw(el) or serialize(el)
+
     def send(self, data: bytes) -> None:
         """Queue ``data``; the router writes every queue once per loop turn."""
         if self.state == CLOSED:
@@ -325,12 +330,6 @@ class Connection(asyncio.Protocol):
         self._paused = False
         if self.state not in (CLOSED, CHECKING):
             self.transport.resume_reading()
-
-
-    def received_bytes(self, el: etree._Element) -> bytes:
-        """A stanza of the last read as forwarded to other connections: the bytes it came
-        in (:meth:`gateways.psepr.stream.StreamParser.raw`), or serialized again."""
-        return self._parser.raw(el) or serialize(el)
 
 
 def serialize(el: etree._Element) -> bytes:
