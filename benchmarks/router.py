@@ -19,7 +19,8 @@ says how busy it was):
   the baseline of the same round, and the router's CPU time per event (less
   sensitive to load from elsewhere than wall-clock rates);
 - ``latency``: p50/p99/max (ms) publisher -> router -> subscriber, paced at
-  half the median full-speed rate, from the publisher's clock just before
+  half the median full-speed rate (``latency_at_half_target``: the same at
+  10,000 events/s, half the issue's 20,000 target; rounds of both alternate), from the publisher's clock just before
   it writes to when the subscriber thread reads the event; ``at_socket``
   ends instead when the bytes reached the subscriber's socket (the kernel's
   receive time, ``SO_TIMESTAMPNS``, Linux), which leaves out how late the
@@ -58,6 +59,7 @@ from benchmarks._router_process import PASSWORD, CpuShare, RouterProcess
 from dsmt.event import ATTRIBUTE, LEASE, Address, Sequencer
 from gateways.psepr import stream
 
+TARGET_RATE = 20000  # events/s (issue 3); latency is also measured at half of it
 END = b"</message>"
 _ID = re.compile(rb'd:id="([^"]+)"')
 # The kernel's receive time of the bytes read (Linux; socket has no name for it).
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
         "stanza_bytes": len(stanzas[0]),
         "event_bytes": len(_event_part(stanzas[0])),
     }
-    baseline, throughput, latency = [], [], []
+    baseline, throughput, latency, at_target = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp, RouterProcess(Path(tmp)) as router:
         for _ in range(args.rounds):
             # Interleaved, so that load from elsewhere hits both alike.
@@ -89,8 +91,10 @@ def main(argv: list[str] | None = None) -> dict:
             throughput.append(_throughput(router, stanzas, args.events))
         rate = statistics.median(r["events_per_s"] for r in throughput) / 2
         paced = _stanzas(int(rate * args.latency_seconds))
+        target = _stanzas(int(TARGET_RATE / 2 * args.latency_seconds))
         for _ in range(args.rounds):
             latency.append(_latency(router, paced, rate))
+            at_target.append(_latency(router, target, TARGET_RATE / 2))
         if args.clients:
             result["memory"] = _memory(router, clients=args.clients, leases=10)
     ratios = [t["events_per_s"] / b for t, b in zip(throughput, baseline)]
@@ -104,21 +108,10 @@ def main(argv: list[str] | None = None) -> dict:
         "lost_total": sum(t["lost"] for t in throughput),
         "contention": _shares(throughput),
     }
-    result["latency"] = {
-        "rate_events_per_s": round(rate),
-        "p50_ms": _spread([r["p50_ms"] for r in latency], 3),
-        "p99_ms": _spread([r["p99_ms"] for r in latency], 3),
-        "max_ms": _spread([r["max_ms"] for r in latency], 3),
-        "router_cpu_us_per_event": _spread([r["router_cpu_us"] for r in latency], 1),
-        "lost_total": sum(r["lost"] for r in latency),
-        "contention": _shares(latency),
-    }
-    if all(r["at_socket"] for r in latency):
-        result["latency"]["at_socket"] = {
-            key: _spread([r["at_socket"][key] for r in latency], 3)
-            for key in ("p50_ms", "p99_ms", "max_ms")}
+    result["latency"] = _latency_summary(latency, rate)
+    result["latency_at_half_target"] = _latency_summary(at_target, TARGET_RATE / 2)
     result["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
-    result["targets"] = {"events_per_s": 20000, "p99_ms_at_half_rate": 10.0}
+    result["targets"] = {"events_per_s": TARGET_RATE, "p99_ms_at_half_rate": 10.0}
     print(json.dumps(result, indent=2))
     return result
 
@@ -129,6 +122,22 @@ def _spread(values: list[float], digits: int = 0) -> dict:
             "max": round(max(values), digits),
             "spread_pct": round(100 * (max(values) - min(values)) / med, 1) if med else None,
             "runs": [round(v, digits) for v in values]}
+
+
+def _latency_summary(rounds: list[dict], rate: float) -> dict:
+    summary = {
+        "rate_events_per_s": round(rate),
+        "p50_ms": _spread([r["p50_ms"] for r in rounds], 3),
+        "p99_ms": _spread([r["p99_ms"] for r in rounds], 3),
+        "max_ms": _spread([r["max_ms"] for r in rounds], 3),
+        "router_cpu_us_per_event": _spread([r["router_cpu_us"] for r in rounds], 1),
+        "lost_total": sum(r["lost"] for r in rounds),
+        "contention": _shares(rounds),
+    }
+    if all(r["at_socket"] for r in rounds):
+        summary["at_socket"] = {key: _spread([r["at_socket"][key] for r in rounds], 3)
+                                for key in ("p50_ms", "p99_ms", "max_ms")}
+    return summary
 
 
 def _shares(rounds: list[dict]) -> dict:
