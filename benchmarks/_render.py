@@ -86,6 +86,7 @@ def hub(r: dict) -> str:
 def router(r: dict) -> str:
     rate = get(r, "throughput.events_per_s.median")
     p99 = get(r, "latency.p99_ms.median")
+    p99t = get(r, "latency_at_half_target.p99_ms.median")
     rows = [
         ["events/s client → router → client", spread(get(r, "throughput.events_per_s")),
          spread(get(r, "lxml_baseline.events_per_s")) + " lxml parse+serialize",
@@ -98,6 +99,23 @@ def router(r: dict) -> str:
          spread(get(r, "latency.p50_ms"), 2), "", "", ""],
         ["latency p99 ms at half rate", spread(get(r, "latency.p99_ms"), 2), "", "",
          f"< 10 ms: {verdict(None if p99 is None else p99 < 10)}"],
+        ["latency p99 ms at half rate, to the subscriber's socket",
+         spread(get(r, "latency.at_socket.p99_ms"), 2), "", "", ""],
+        [f"latency p50 / p99 ms at "
+         f"{num(get(r, 'latency_at_half_target.rate_events_per_s'))} events/s (half the target)",
+         f"{spread(get(r, 'latency_at_half_target.p50_ms'), 2)} / "
+         f"{spread(get(r, 'latency_at_half_target.p99_ms'), 2)}", "", "",
+         f"< 10 ms: {verdict(None if p99t is None else p99t < 10)}"],
+    ]
+    for part in ("throughput", "latency", "latency_at_half_target"):
+        share = f"{part}.contention"
+        rows.append([f"cores busy during {part.replace('_', ' ')} rounds: "
+                     "router / load generators / others",
+                     " / ".join(num(get(r, f"{share}.{who}_cpu_cores.median"), 2)
+                                for who in ("router", "loadgen", "others")),
+                     "", "", f"router waited for a CPU "
+                     f"{num(get(r, f'{share}.router_wait_cores.median'), 2)} s/s"])
+    rows += [
         [f"RSS MB idle → {num(get(r, 'memory.clients'))} clients × "
          f"{num(get(r, 'memory.leases_per_client'))} leases",
          f"{num(get(r, 'memory.rss_idle_mb'), 1)} → {num(get(r, 'memory.rss_loaded_mb'), 1)}",

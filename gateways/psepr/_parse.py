@@ -49,8 +49,10 @@ class Prolog:
     ``<`` is among them (the parser may have them all), None while it is
     not; it raises XmlError (``restricted-xml``) on a DOCTYPE, comment or
     processing instruction. Scanning is incremental: each byte is looked at
-    about once, however the input is cut. Anything else that is not a root
-    element is passed on for libxml2 to refuse.
+    about once, however the input is cut. Anything else that starts with
+    ``<`` is passed on for libxml2 to judge; anything that does not is
+    refused at once (``not-well-formed``): libxml2 may wait for more input
+    before refusing it, so the answer would depend on how the input is cut.
     """
 
     def __init__(self) -> None:
@@ -75,6 +77,9 @@ class Prolog:
             if after == 0x3F:  # "<?"
                 raise XmlError("processing instructions are not allowed",
                                bytes(buf[pos:pos + 32]), condition="restricted-xml")
+        else:
+            raise XmlError("not XML: no element where the document starts",
+                           bytes(buf[pos:pos + 32]), condition="not-well-formed")
         return bytes(buf)
 
     def _declaration(self, buf: bytearray) -> bool:

@@ -23,17 +23,28 @@ Hot path: a received ``<message>`` is decoded once into an
 (a bad event gets a ``bad-request`` answer and is not routed), but only
 channel, type, ``to``, sender, id and payload are built; the whole
 :class:`dsmt.event.Event` is made only when a peer router needs it. The
-received stanza, serialized once, is queued to every client it goes to;
-every queue is written with one ``write`` per loop turn
-(:meth:`Router.dirty`), so a burst of events costs one syscall per
-receiver.
+received stanza is queued to every client it goes to as the bytes it
+arrived in (:meth:`gateways.psepr.stream.StreamParser.raw`; serialized
+again from the tree where those are not certain); every queue is written
+with one ``write`` per loop turn (:meth:`Router.dirty`), so a burst of
+events costs one syscall per receiver. A large read (up to 256 KiB, when
+the router was kept off the CPU) is parsed and routed in bites of
+:data:`gateways.psepr.connection.BITE` bytes, each written out before the
+next is parsed, so the first events of a batch do not wait for the last.
 
-Cost (``python -m benchmarks router``, 2 CPUs, in the router process): the
-stream parser (libxml2 builds the tree; ``gateways.psepr.stream``) and the
-envelope decode (``gateways.psepr.xml.envelope``) are most of it; routing,
-serializing and writing the rest. The benchmark reports events/s, the
-router's CPU time per event and latency, each next to a bare-lxml baseline
-of the same run.
+Cost (``python -m benchmarks router``, 2 CPUs, in the router process):
+about 28 us of CPU per 476-byte event at full speed. Measured in process
+(min of repeated runs): the stream parser about 12 us (libxml2 building the
+tree about 4 us; the rest is lxml reporting start/end events for every
+element and the loop reading them: asking only for stanza-level tags
+brings it to about 6 us, but the depth cap then needs another pass),
+raw-stanza bookkeeping about 3 us (it saves the 2-3 us of serializing the
+message again, so it is about even), the envelope decode
+(``gateways.psepr.xml.envelope``) about 9 us, routing and asyncio I/O the
+rest. At a paced rate reads are small and the CPU per event is higher
+(about 40 us, most of it in user time, not syscalls). Under contention the
+latency is set by how long the router waits for a CPU, which the benchmark
+reports (``router_wait_cores``) next to the latency.
 
 Threads: a :class:`Router` lives in one event loop; every method runs in
 it. :class:`RouterThread` runs one in a thread of its own (tests, benchmarks,
@@ -56,7 +67,7 @@ from dsmt.event import HEARTBEAT, LEASE, RECORD, Address, Event, Sequencer
 
 from gateways.psepr import stream, xml
 from gateways.psepr.config import RouterConfig
-from gateways.psepr.connection import Connection, serialize
+from gateways.psepr.connection import Connection
 from gateways.psepr.leases import Lease, LeaseTable, grant_duration
 from gateways.psepr.mesh import Mesh
 from gateways.psepr.routes import RouteIndex
@@ -165,10 +176,11 @@ class Router:
     def dirty(self, conn: Connection) -> None:
         """``conn`` has queued output: write it (once) when this loop turn ends."""
         if not self._dirty:
-            self.loop.call_soon(self._flush)
+            self.loop.call_soon(self.flush)
         self._dirty.append(conn)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write every queued output now (the end of a loop turn, or of a large read's bite)."""
         dirty, self._dirty = self._dirty, []
         for conn in dirty:
             try:
@@ -204,7 +216,7 @@ class Router:
         if conn.is_peer:
             self.mesh.received(conn, envelope, el)
         else:
-            self.route(envelope, lambda: serialize(el), source=conn)
+            self.route(envelope, lambda: conn.received_bytes(el), source=conn)
 
     def _forbidden(self, conn: Connection, el: etree._Element, why: str) -> None:
         """Refuse what ``conn``'s access list does not allow (gateways.psepr.acl)."""

@@ -69,6 +69,19 @@ xmlns="jabber:client">``, never a made-up prefix). It refuses, with a
   the streams namespace (``stream:error``, ``stream:features``);
 - ``bad-format``: text other than whitespace between stanzas.
 
+Raw stanzas: with ``raw=True`` (the router's connections),
+:meth:`StreamParser.raw` gives a ``<message>`` of the last ``feed()`` as
+the bytes it arrived in, so the router forwards it without serializing the
+tree again (and byte for byte as its publisher wrote it). The bytes are
+self-contained: a message inheriting the stream's default namespace gets
+``xmlns="jabber:client"`` added to its start tag. They are given only where
+certain (:mod:`gateways.psepr._raw` says how boundaries are found without
+byte offsets from libxml2), and only when the stream element declares
+nothing but the default namespace and ``stream`` and the message does not
+use the ``stream`` prefix; otherwise None, and the caller serializes the
+element. The first stanza after the stream header (normally the login
+iq) is one of those; the messages after a login iq get their bytes.
+
 After a StreamError the parser is dead: every later ``feed()`` raises it
 again. Stanzas completed in the same ``feed()`` call before the error are
 not returned. Nothing but StreamError escapes ``feed()``.
@@ -89,7 +102,7 @@ from lxml import etree
 
 from dsmt.errors import DsmtError
 from dsmt.event import Event
-from gateways.psepr import xml
+from gateways.psepr import _raw, xml
 from gateways.psepr.xml import MAX_DEPTH, MAX_STANZA, XmlError
 
 __all__ = [
@@ -182,7 +195,7 @@ class StreamParser:
     """Incremental parser of one inbound stream; feed it bytes as they arrive."""
 
     def __init__(self, *, max_stanza: int = MAX_STANZA, max_depth: int = MAX_DEPTH,
-                 namespace: str = CLIENT_NS) -> None:
+                 namespace: str = CLIENT_NS, raw: bool = False) -> None:
         self.max_stanza = max_stanza
         self.max_depth = max_depth
         self.namespace = namespace
@@ -200,12 +213,32 @@ class StreamParser:
         self._own_ns = False     # the open stanza does
         self._pending = 0
         self._error: StreamError | None = None
+        self._bounds = _raw.Boundaries(self._stanzas) if raw else None
+        self._raws: dict[etree._Element, bytes] = {}
+        self._inheritors: set[etree._Element] = set()  # stanzas of the last feed that
+        # do not declare the default namespace themselves
+        self._inherits: bytes | None = None  # the default namespace, if stanzas may rely on it
+
+    def raw(self, stanza: etree._Element) -> bytes | None:
+        """The bytes a ``<message>`` of the last ``feed()`` arrived in, if certain.
+
+        Only with ``raw=True``; the bytes declare the stream's default
+        namespace if the stanza inherits it, so they can be sent on as they
+        are ("Raw stanzas"). None for other stanzas, and where not certain.
+        """
+        return self._raws.get(stanza)
+
+    def forget(self) -> None:
+        """Drop what :meth:`raw` holds (it keeps the last feed's messages alive until then)."""
+        if self._raws or self._inheritors:
+            self._raws, self._inheritors = {}, set()
 
     def feed(self, data: bytes) -> list[StreamHeader | etree._Element | _End]:
         """The items completed by ``data``, in order; raises StreamError."""
         if self._error is not None:
             raise self._error
         items: list = []
+        self.forget()
         try:
             self._check_bytes(data)
             if self._prolog is not None:
@@ -217,8 +250,12 @@ class StreamParser:
                     return items
                 self._prolog = None
                 data = held
+            bounds = self._bounds
+            if bounds is not None:
+                bounds.cuts(data)
             for start in range(0, len(data), SLICE):
                 piece = data[start:start + SLICE]
+                done = len(items)
                 if self._feed(piece, items):
                     self._pending = 0
                 else:
@@ -226,6 +263,13 @@ class StreamParser:
                     if self._pending > self.max_stanza:
                         raise XmlError(f"stanza over {self.max_stanza} bytes",
                                        condition="policy-violation")
+                if bounds is not None and len(items) > done:
+                    ended = [i for i in items[done:]
+                             if i.__class__ is not StreamHeader and i is not END]
+                    if ended:
+                        self._bounded(ended, bounds.ended(start, start + len(piece), ended))
+            if bounds is not None:
+                bounds.trim()
         except Exception as exc:  # lxml raises several types on garbage; all end the stream
             self._error = _stream_error(exc)
             raise self._error from None
@@ -262,6 +306,17 @@ class StreamParser:
             raise
         return self._take(items)
 
+    def _bounded(self, stanzas: list, found: list[bytes | None] | None) -> None:
+        """Keep the bytes of the messages that just ended, where certain and self-contained."""
+        if found is None or self._inherits is None:
+            return
+        for stanza, data in zip(stanzas, found):
+            if data is not None and stanza.tag == MESSAGE:
+                data = _raw.self_contained(
+                    data, b"<message", self._inherits if stanza in self._inheritors else None)
+                if data is not None:
+                    self._raws[stanza] = data
+
     def _take(self, items: list) -> bool:
         boundary = False
         depth = self._depth
@@ -280,7 +335,10 @@ class StreamParser:
             elif event == "end":
                 depth -= 1
                 if depth == 1:
-                    items.append(self._detach(el))
+                    stanza = self._detach(el)
+                    items.append(stanza)
+                    if not self._own_ns and self._bounds is not None:
+                        self._inheritors.add(stanza)
                     boundary = True
                 elif depth == 0:
                     items.append(END)
@@ -309,6 +367,8 @@ class StreamParser:
             raise XmlError(f"the default namespace must be {self.namespace}", default,
                            condition="invalid-namespace")
         self._root = root
+        if root.nsmap == {None: self.namespace, "stream": STREAMS_NS}:
+            self._inherits = self.namespace.encode()
         items.append(StreamHeader(dict(root.attrib)))
 
     def _check_stanza(self, tag: str) -> None:

@@ -350,6 +350,16 @@ def test_bytes_that_can_never_be_xml_are_refused_at_once(data):
     assert _stream_error(data).condition == "not-well-formed"
 
 
+@pytest.mark.parametrize("data", [b"qqq\xf1", b"qq", b" \n x<stream:stream>"])
+def test_text_where_the_stream_should_start_is_refused_however_it_is_cut(data):
+    # libxml2 may wait for more input before refusing it (a cut UTF-8 sequence at the
+    # end), so whether a stream failed depended on how it was cut (a fuzz flake).
+    for cuts in ([], range(1, len(data))):
+        with pytest.raises(StreamError) as caught:
+            _feed_in_chunks(data, cuts)
+        assert caught.value.condition == "not-well-formed"
+
+
 def test_a_utf8_sequence_cut_by_a_chunk_boundary_waits_for_its_end():
     data = HEADER + "<message><body>é</body></message>".encode()
     cut = data.index(b"\xc3") + 1
