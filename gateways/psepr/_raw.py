@@ -1,6 +1,6 @@
 """Where each stanza of a stream starts and ends in the bytes received.
 
-Private to :class:`gateways.psepr.stream.StreamParser`, which specifies it
+Private to :class:`gateways.psepr.inbound.StreamParser`, which specifies it
 ("Raw stanzas" in its module docstring). A router forwards a ``<message>``
 as the bytes it arrived in instead of serializing the parsed tree again;
 libxml2 reports no byte offsets, so the boundaries are found here, and only

@@ -46,7 +46,7 @@ from dsmt.errors import DsmtError
 from dsmt.event import LEASE, Address, Event, Sequencer
 
 from gateways.psepr import lease_machine as lm
-from gateways.psepr import stream
+from gateways.psepr import inbound, stream
 
 log = logging.getLogger(__name__)
 
@@ -363,7 +363,7 @@ class _Protocol(asyncio.Protocol):
         self.lost: asyncio.Future = loop.create_future()
         self.transport: asyncio.Transport | None = None
         self.registry = f"{REGISTRY}@{host}"
-        self._parser = stream.StreamParser(max_stanza=client._max_stanza)
+        self._parser = inbound.StreamParser(max_stanza=client._max_stanza)
         self._header = False
 
     def connection_made(self, transport) -> None:
@@ -387,7 +387,7 @@ class _Protocol(asyncio.Protocol):
         if isinstance(item, stream.StreamHeader):
             self._header = True
             self.registry = f"{REGISTRY}@{item.from_ or self.host}"
-        elif item is stream.END:
+        elif item is inbound.END:
             self.close()
         elif item.tag == stream.IQ and not self.logged_in.done():
             if item.get("type") == "result":

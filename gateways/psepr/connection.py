@@ -46,7 +46,7 @@ from lxml import etree
 from dsmt.errors import DsmtError
 from dsmt.event import Address
 
-from gateways.psepr import acl, stream
+from gateways.psepr import acl, inbound, stream
 
 if TYPE_CHECKING:
     from gateways.psepr.router import Router
@@ -86,7 +86,7 @@ class Connection(asyncio.Protocol):
         self.out: list[bytes] = []
         self.stanzas_in = 0
         limits = router.config.limits
-        self._parser = stream.StreamParser(max_stanza=limits.max_stanza, raw=True)
+        self._parser = inbound.StreamParser(max_stanza=limits.max_stanza, raw=True)
         self._rate = limits.rate
         self._burst = float(limits.burst)
         self._tokens = self._burst
@@ -161,7 +161,7 @@ class Connection(asyncio.Protocol):
     def _handle(self, item) -> None:
         if isinstance(item, stream.StreamHeader):
             self._on_header(item)
-        elif item is stream.END:
+        elif item is inbound.END:
             self.close()
         elif self.state == OPEN:
             self.stanzas_in += 1
@@ -257,7 +257,7 @@ class Connection(asyncio.Protocol):
 
     def received_bytes(self, el: etree._Element) -> bytes:
         """A stanza of the last read as forwarded to other connections: the bytes it came
-        in (:meth:`gateways.psepr.stream.StreamParser.raw`), or serialized again."""
+        in (:meth:`gateways.psepr.inbound.StreamParser.raw`), or serialized again."""
         return self._parser.raw(el) or serialize(el)
 
     def send(self, data: bytes) -> None:

@@ -40,7 +40,7 @@ import ssl
 
 from dsmt.event import LEASE, Event
 
-from gateways.psepr import stream
+from gateways.psepr import inbound, stream
 from gateways.psepr.connection import AUTH, HEADER, OPEN, Connection, serialize
 from gateways.psepr.dedup import SeenIds
 from gateways.psepr.leases import Lease
@@ -262,7 +262,7 @@ class PeerDial(Connection):
             self.state = AUTH
             return
         if self.state == AUTH:
-            if item is stream.END or item.tag != stream.IQ:
+            if item is inbound.END or item.tag != stream.IQ:
                 raise stream.StreamError("not-authorized", "expected the login answer")
             if item.get("type") != "result":
                 self.close()

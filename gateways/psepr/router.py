@@ -24,7 +24,7 @@ Hot path: a received ``<message>`` is decoded once into an
 channel, type, ``to``, sender, id and payload are built; the whole
 :class:`dsmt.event.Event` is made only when a peer router needs it. The
 received stanza is queued to every client it goes to as the bytes it
-arrived in (:meth:`gateways.psepr.stream.StreamParser.raw`; serialized
+arrived in (:meth:`gateways.psepr.inbound.StreamParser.raw`; serialized
 again from the tree where those are not certain); every queue is written
 with one ``write`` per loop turn (:meth:`Router.dirty`), so a burst of
 events costs one syscall per receiver. A large read (up to 256 KiB, when

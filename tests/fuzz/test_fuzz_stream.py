@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from dsmt.event import ATTRIBUTE, LEASE, Address, Sequencer
-from gateways.psepr import stream
+from gateways.psepr import inbound, stream
 from gateways.psepr.xml import XmlError
 
 from . import fuzz_settings, mutants
@@ -54,7 +54,7 @@ def _chunks(data: bytes, sizes: list[int]) -> list[bytes]:
 
 
 def run(chunks: list[bytes], raw: bool = False) -> tuple[list, stream.StreamError | None]:
-    parser = stream.StreamParser(max_stanza=MAX_STANZA, raw=raw)
+    parser = inbound.StreamParser(max_stanza=MAX_STANZA, raw=raw)
     items: list = []
     for chunk in chunks:
         ended = parser.ended
@@ -78,7 +78,7 @@ def run(chunks: list[bytes], raw: bool = False) -> tuple[list, stream.StreamErro
     for i, item in enumerate(items):
         if isinstance(item, stream.StreamHeader):
             assert i == 0 and parser.header == item
-        elif item is stream.END:
+        elif item is inbound.END:
             assert i == len(items) - 1 and parser.ended
         else:
             assert i > 0 and isinstance(items[0], stream.StreamHeader)
@@ -88,7 +88,7 @@ def run(chunks: list[bytes], raw: bool = False) -> tuple[list, stream.StreamErro
 
 def _receive(data: bytes) -> list:
     """What a client reads from ``data`` sent on the router's stream."""
-    parser = stream.StreamParser()
+    parser = inbound.StreamParser()
     parser.feed(stream.stream_header(from_="r1", id="x"))
     return parser.feed(data)
 
@@ -105,7 +105,7 @@ def _check_stanza(el) -> None:
 
 
 def _key(items: list) -> list:
-    return [i if isinstance(i, stream.StreamHeader) or i is stream.END
+    return [i if isinstance(i, stream.StreamHeader) or i is inbound.END
             else etree.tostring(i) for i in items]
 
 
@@ -123,5 +123,5 @@ def test_a_fuzzed_stream_in_any_chunking_yields_items_or_stream_error(data, seed
 def test_the_valid_stream_parses_to_header_three_stanzas_presence_and_end():
     items, error = run([VALID])
     assert error is None
-    assert isinstance(items[0], stream.StreamHeader) and items[-1] is stream.END
+    assert isinstance(items[0], stream.StreamHeader) and items[-1] is inbound.END
     assert len(items) == 7

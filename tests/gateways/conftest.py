@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from dsmt.event import LEASE, Address, Event, Sequencer
-from gateways.psepr import accounts, config, stream, xml
+from gateways.psepr import accounts, config, inbound, stream, xml
 from gateways.psepr.client import Client
 from gateways.psepr.lease_machine import Timing
 from gateways.psepr.router import RouterThread
@@ -102,7 +102,7 @@ class Wire:
     def __init__(self, address, timeout: float = 10.0) -> None:
         self.sock = socket.create_connection(address, timeout=timeout)
         self.timeout = timeout
-        self.parser = stream.StreamParser()
+        self.parser = inbound.StreamParser()
         self.items: list = []
         self.closed = False
         self.error: stream.StreamError | None = None
@@ -210,7 +210,7 @@ class Wire:
 
 
 def _is(item, tag: str) -> bool:
-    return not isinstance(item, stream.StreamHeader) and item is not stream.END \
+    return not isinstance(item, stream.StreamHeader) and item is not inbound.END \
         and item.tag == tag
 
 

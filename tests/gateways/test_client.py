@@ -10,7 +10,7 @@ import pytest
 from dsmt.event import ATTRIBUTE, LEASE, STATUS
 from dsmt.testing import wait_for
 from gateways.psepr import lease_machine as lm
-from gateways.psepr import stream
+from gateways.psepr import inbound, stream
 
 from .conftest import lease_count
 
@@ -65,7 +65,7 @@ class SilentRouter:
     def _serve(self) -> None:
         conn, _ = self.sock.accept()
         self._conns.append(conn)
-        parser = stream.StreamParser()
+        parser = inbound.StreamParser()
         while True:
             try:
                 data = conn.recv(65536)
@@ -76,9 +76,9 @@ class SilentRouter:
             for item in parser.feed(data):
                 if isinstance(item, stream.StreamHeader):
                     conn.sendall(stream.stream_header(from_="silent", id="1"))
-                elif item is not stream.END and item.tag == stream.IQ:
+                elif item is not inbound.END and item.tag == stream.IQ:
                     conn.sendall(stream.auth_ok(item.get("id")))
-                elif item is not stream.END and item.tag == stream.MESSAGE:
+                elif item is not inbound.END and item.tag == stream.MESSAGE:
                     if stream.message_event(item).type == LEASE:
                         self.requests += 1
 

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from dsmt.event import LEASE, RECORD, Address, Sequencer
-from gateways.psepr import stream, xml
-from gateways.psepr.stream import END, StreamError, StreamHeader, StreamParser
+from gateways.psepr import inbound, stream, xml
+from gateways.psepr.inbound import END, StreamParser
+from gateways.psepr.stream import StreamError, StreamHeader
 
 HEADER = stream.stream_header(to="router.example")
 EVENT = Sequencer(Address("monitor", "node17")).make(
@@ -168,7 +169,7 @@ LOL = b'<!ENTITY lol0 "lol">' + b"".join(
      "restricted-xml"),
     (HEADER + b"<message><?php evil() ?></message>", "restricted-xml"),
     (HEADER + b"<message><!-- x --></message>", "restricted-xml"),
-    (HEADER + b"<message>" + b"x" * (xml.MAX_STANZA + 2 * stream.SLICE), "policy-violation"),
+    (HEADER + b"<message>" + b"x" * (xml.MAX_STANZA + 2 * inbound.SLICE), "policy-violation"),
     (HEADER + b"<message>" + b"<a>" * 64, "policy-violation"),
     (b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams'"
      b" xmlns='jabber:server'>", "invalid-namespace"),
@@ -195,7 +196,7 @@ def test_a_stanza_at_the_cap_passes_and_one_beyond_it_does_not():
     assert len(at_cap) == xml.MAX_STANZA
     items = StreamParser().feed(HEADER + at_cap + at_cap)
     assert len(items) == 3
-    over = body(xml.MAX_STANZA + 2 * stream.SLICE)
+    over = body(xml.MAX_STANZA + 2 * inbound.SLICE)
     assert _stream_error(HEADER + at_cap + over).condition == "policy-violation"
 
 
@@ -210,7 +211,7 @@ def test_a_smaller_stanza_cap_is_honoured_byte_by_byte():
 
 def test_an_endless_header_is_refused_by_the_cap():
     header = b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' a='"
-    assert _stream_error(header + b"x" * (xml.MAX_STANZA + 2 * stream.SLICE)).condition == (
+    assert _stream_error(header + b"x" * (xml.MAX_STANZA + 2 * inbound.SLICE)).condition == (
         "policy-violation")
 
 

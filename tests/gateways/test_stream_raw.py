@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from gateways.psepr import stream, xml
-from gateways.psepr.stream import StreamHeader, StreamParser
+from gateways.psepr.inbound import StreamParser
+from gateways.psepr.stream import StreamHeader
 
 HEADER = (b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
           b"xmlns:stream='http://etherx.jabber.org/streams' to='r'>")

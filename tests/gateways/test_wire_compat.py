@@ -14,7 +14,7 @@ from lxml import etree
 
 from dsmt.event import ATTRIBUTE, LEASE
 
-from gateways.psepr import stream
+from gateways.psepr import inbound, stream
 
 HEADER = (b"<?xml version='1.0'?><stream:stream to='r1' xmlns='jabber:client' "
           b"xmlns:stream='http://etherx.jabber.org/streams'>")
@@ -52,12 +52,12 @@ def _login(w, service: bytes, instance: bytes) -> None:
     header = w.expect(lambda i: isinstance(i, stream.StreamHeader), what="stream header")
     assert header.id and header.from_ == "r1"
     w.send(AUTH_GET % service)
-    fields = w.expect(lambda i: i is not stream.END and not isinstance(i, stream.StreamHeader)
+    fields = w.expect(lambda i: i is not inbound.END and not isinstance(i, stream.StreamHeader)
                       and i.get("id") == "auth_1")
     assert fields.get("type") == "result"
     assert {c.tag.split("}")[1] for c in fields[0]} == {"username", "password", "resource"}
     w.send(AUTH_SET % (service, instance))
-    ok = w.expect(lambda i: i is not stream.END and not isinstance(i, stream.StreamHeader)
+    ok = w.expect(lambda i: i is not inbound.END and not isinstance(i, stream.StreamHeader)
                   and i.get("id") == "auth_2")
     assert ok.get("type") == "result"
 
@@ -88,7 +88,7 @@ def test_the_bytes_a_2005_client_receives_are_a_plain_message_with_the_event(rou
     sub.send(LEASE_MSG % (b"alice", b"n1"))
     sub.next_event(lambda e: e.type == LEASE)
     pub.send(ATTRIBUTE_MSG % (b"bob", b"n2", b"7"))
-    message = sub.expect(lambda i: i is not stream.END and not isinstance(i, stream.StreamHeader)
+    message = sub.expect(lambda i: i is not inbound.END and not isinstance(i, stream.StreamHeader)
                          and i.tag == stream.MESSAGE)
     event_el = message.find("{http://psepr.org/xs/event}event")
     assert event_el is not None
@@ -102,7 +102,7 @@ def test_a_2005_client_with_a_wrong_password_gets_401_and_the_stream_closes(rout
     w.send(HEADER)
     w.expect(lambda i: isinstance(i, stream.StreamHeader))
     w.send(AUTH_SET.replace(b"<password>pw", b"<password>nope") % (b"alice", b"x"))
-    reply = w.expect(lambda i: i is not stream.END and not isinstance(i, stream.StreamHeader)
+    reply = w.expect(lambda i: i is not inbound.END and not isinstance(i, stream.StreamHeader)
                      and i.get("id") == "auth_2")
     assert reply.get("type") == "error"
     assert reply.find("{jabber:client}error").get("code") == "401"
