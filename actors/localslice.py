@@ -187,12 +187,14 @@ class LocalSlice:
         psutil.wait_procs(leftovers, timeout=5)
 
     def instances(self, program: str = "server.py") -> dict[str, list[psutil.Process]]:
-        """Per sliver, the application processes (``program`` in their command line)
-        working under its workspace: one scan of the process table."""
+        """Per sliver, the live application processes (``program`` in their command line)
+        working under its workspace (zombies left out): one scan of the process table."""
         roots = {m.name: str(m.workspace.resolve()) + os.sep for m in self.members}
         found: dict[str, list[psutil.Process]] = {name: [] for name in roots}
-        for process in psutil.process_iter(["cwd", "cmdline"]):
+        for process in psutil.process_iter(["cwd", "cmdline", "status"]):
             cwd = process.info.get("cwd") or ""
+            if process.info.get("status") == psutil.STATUS_ZOMBIE:
+                continue
             if not any(part.endswith(program) for part in process.info.get("cmdline") or ()):
                 continue
             for name, root in roots.items():
