@@ -25,6 +25,7 @@ checks that no process and no namespace of the run is left.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -71,8 +72,11 @@ class NetSlice(LocalSlice):
 
     def start(self, timeout: float = 30.0) -> NetSlice:
         self.network = Network([*self.router_names, *(m.name for m in self.members)])
+        atexit.register(self.stop)  # a run that dies without its fixture's cleanup
         try:
             self.write()
+            if self.routers > 1:
+                self._mesh_account()
             for router in self.router_names:
                 self._write_router(router)
                 self._start_relay(router, timeout)
@@ -85,6 +89,8 @@ class NetSlice(LocalSlice):
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop every process (SIGTERM, then SIGKILL what is left) and delete the hosts."""
+        atexit.unregister(self.stop)
         for member in self.members:
             _terminate(member.process, timeout)
         for process in [*self.router_procs.values(), *self.relays.values()]:
@@ -101,6 +107,13 @@ class NetSlice(LocalSlice):
 
     def relay_port(self, sliver: str) -> int:
         return RELAY_BASE + int(sliver[1:])
+
+    def _mesh_account(self) -> None:
+        """The routers log in to each other as ``psepr-mesh``, with the slice's password."""
+        from gateways.psepr import accounts
+
+        with open(self.root / "accounts.toml", "a") as f:
+            f.write(f'"psepr-mesh" = "{accounts.hash_password(self.password)}"\n')
 
     def _write_router(self, router: str) -> None:
         address = self.network.addresses[router]

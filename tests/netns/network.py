@@ -17,9 +17,10 @@ different groups (silently dropped, as in a real split) and :meth:`heal`
 removes them.
 
 Names: every namespace of a run starts with ``dsmtnet-<pid>-``. At start,
-namespaces of runs whose process is gone are removed (a run killed before
-its cleanup); :meth:`close` (also registered with :mod:`atexit`) deletes this
-run's namespaces, which deletes their veths and the bridge with them.
+namespaces of runs whose process is gone are removed, with any process still
+in them (a run killed before its cleanup); :meth:`close` (also registered
+with :mod:`atexit`) deletes this run's namespaces, which deletes their veths
+and the bridge with them.
 
 :meth:`call` runs a function in a host's namespace, in a thread that
 entered it (``setns``): sockets made there, and threads started from there,
@@ -35,6 +36,7 @@ import ctypes
 import os
 import re
 import shutil
+import signal
 import subprocess
 from typing import Any, Callable
 
@@ -70,11 +72,18 @@ def namespaces() -> list[str]:
 
 
 def remove_stale() -> list[str]:
-    """Delete the namespaces of earlier runs whose process is gone; their names."""
+    """Delete the namespaces of earlier runs whose process is gone, and kill every
+    process still in them (a namespace outlives its name while a process is in it);
+    their names."""
     removed = []
     for name in namespaces():
         found = re.match(rf"{re.escape(PREFIX)}(\d+)-", name)
         if found and not _alive(int(found.group(1))):
+            for pid in ip("netns", "pids", name, check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             ip("netns", "del", name, check=False)
             removed.append(name)
     return removed
