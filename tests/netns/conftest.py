@@ -61,11 +61,15 @@ def net_slice():
         teardown(s)
 
 
-@pytest.fixture
-def demo_plan_3(tmp_path) -> Path:
-    """A plan running the demo app with replicas = 3."""
+def demo_plan(folder: Path, replicas: int) -> Path:
+    """A plan (written in ``folder``) running the demo app with ``replicas``."""
     from actors.deploy.package import build_demo
     from tests.e2e.conftest import write_plan
 
-    archive, sha256 = build_demo(tmp_path / "packages")
-    return write_plan(tmp_path / "plan.toml", archive, sha256, replicas=3)
+    archive, sha256 = build_demo(folder / "packages")
+    return write_plan(folder / "plan.toml", archive, sha256, replicas=replicas)
+
+
+@pytest.fixture
+def demo_plan_3(tmp_path) -> Path:
+    return demo_plan(tmp_path, 3)
