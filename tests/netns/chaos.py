@@ -37,14 +37,12 @@ violations.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import statistics
 import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any, Callable
 
 import zmq
@@ -53,11 +51,11 @@ from dsmt.testing import WaitTimeout, wait_for
 from tests.netns import faults
 from tests.netns.faults import BOUND, LATENCY, Fault
 from tests.netns.observe import Sampler, Watcher, truth
+from tests.netns.report import summary, write
 
 REPLICAS = 3
 SLIVERS = 5
 STABLE = 2.0
-REPORTS = Path("reports/chaos")
 
 
 class Chaos:
@@ -326,28 +324,6 @@ def _health(port: int) -> bool:
             return reply.status == 200
     except OSError:
         return False
-
-
-def write(report: dict[str, Any], folder: Path = REPORTS) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"chaos-{report['seed']}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return path
-
-
-def summary(report: dict[str, Any]) -> str:
-    lines = [f"chaos seed {report['seed']}: {report['faults']} faults in "
-             f"{report['duration_s']}s {report['faults_per_kind']}"]
-    for kind, c in report["convergence"].items():
-        lines.append(f"  {kind:15s} n={c['n']:3d} p50 {c['p50_s']:5.2f}s max {c['max_s']:5.2f}s"
-                     f" (bound {c['bound_s']}s)")
-    o, g = report["overshoot"], report["gaps"]
-    lines.append(f"  overshoot max +{o['max_extra_instances']}, {o['seconds_above_target']}s "
-                 f"above 3; gaps detected {g['detected']}, resynced {g['resynced']}, "
-                 f"unresolved {g['unresolved']}")
-    lines.append(f"  violations: {len(report['violations'])}")
-    lines.extend(f"    - {v}" for v in report["violations"])
-    return "\n".join(lines)
 
 
 def run(seed: int, seconds: float, faults_min: int, log: Callable[[str], None] = print,

@@ -35,10 +35,10 @@ from typing import Iterator
 KINDS = ("app_kill", "node_kill", "sliver_kill", "router_kill", "partition_one",
          "partition_split", "latency")
 WEIGHTS = {"app_kill": 4, "node_kill": 2, "sliver_kill": 2, "router_kill": 1,
-           "partition_one": 2, "partition_split": 1, "latency": 3}
+           "partition_one": 2, "partition_split": 2, "latency": 3}
 HOLD = {"app_kill": (0.0, 0.0), "node_kill": (0.5, 3.0), "sliver_kill": (0.0, 1.0),
-        "router_kill": (0.3, 2.0), "partition_one": (1.0, 5.0),
-        "partition_split": (1.0, 5.0), "latency": (1.0, 4.0)}
+        "router_kill": (0.3, 2.0), "partition_one": (1.5, 6.0),
+        "partition_split": (1.5, 6.0), "latency": (1.0, 4.0)}
 BOUND = {"app_kill": 10.0, "node_kill": 20.0, "sliver_kill": 10.0, "sliver_return": 20.0,
          "router_kill": 20.0, "partition_one": 25.0, "partition_split": 25.0,
          "latency": 20.0}
