@@ -41,7 +41,7 @@ def test_a_partition_between_peered_routers_splits_the_slice_and_healing_it_conv
             return float(payload.get("seq") or 0)
 
         cut = time.monotonic()
-        slice_.partition(["r1", *MAJORITY], ["r2", *MINORITY])
+        slice_.partition(["r1"], ["r2"])  # the routers only: each sliver keeps its own
         # each side stops hearing the other: the beats of s4 stop reaching r1, s1's r2
         frozen = {("r1", "s4"): last_beat("r1", "s4"), ("r2", "s1"): last_beat("r2", "s1")}
         wait_for(lambda: last_beat("r1", "s1") >= frozen[("r2", "s1")] + 5, timeout=30,
