@@ -26,7 +26,7 @@ Invariants, checked after every fault and its heal (each failure is a
    own connection, and a resync (the bridges re-send from their snapshot)
    must repair it;
 4. **no orphan**: after the run, no process under the slice's folder and no
-   namespace of the run is left (checked by the caller, which stops the slice).
+   namespace of the run is left (checked by :func:`run` once it stopped the slice).
 
 The report (printed, and written to ``reports/chaos/chaos-<seed>.json``):
 faults per kind, convergence p50/max per kind, overshoot (most instances
