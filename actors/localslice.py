@@ -115,11 +115,24 @@ class LocalSlice:
         for member in self.members:
             member.folder.mkdir(parents=True, exist_ok=True)
             plan = f'plan = "{self.plan}"\n' if self.plan else ""
+            routers = ", ".join(f'"{address}"' for address in self.routers_for(member))
             member.config.write_text(
                 f'slice = "{self.slice}"\nsliver = "{member.name}"\nworkspace = "ws"\n{plan}'
                 f'emit_rate = {self.emit_rate}\nkey_file = "{self.key_path}"\n\n[bridge]\n'
-                f'routers = ["127.0.0.1:{self.port}"]\nservice = "{SERVICE}"\n'
+                f'routers = [{routers}]\nservice = "{SERVICE}"\n'
                 f'password_file = "{secret}"\nreconnect_min = 0.2\nreconnect_max = 2\n')
+
+    def routers_for(self, member: Sliver) -> list[str]:
+        """The ``host:port`` routers a sliver's bridge dials (hook: the multi-host harness)."""
+        return [f"127.0.0.1:{self.port}"]
+
+    def wrap(self, where: str, argv: list[str]) -> list[str]:
+        """The command that runs ``argv`` for ``where`` ("router" or a sliver's name).
+
+        Here: ``argv`` itself. Hook for the multi-host harness, which runs
+        each in its own network namespace.
+        """
+        return argv
 
     def start(self, timeout: float = 30.0) -> LocalSlice:
         self.write()
@@ -131,9 +144,10 @@ class LocalSlice:
     def start_router(self, timeout: float = 30.0) -> None:
         log = open(self.root / "router.log", "ab")
         self.router = subprocess.Popen(
-            [self.python, "-m", "dsmt.cli", "router", "--listen", f"127.0.0.1:{self.port}",
-             "--accounts", str(self.root / "accounts.toml")],
-            stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+            self.wrap("router", [
+                self.python, "-m", "dsmt.cli", "router", "--listen", f"127.0.0.1:{self.port}",
+                "--accounts", str(self.root / "accounts.toml")]),
+            stdout=subprocess.PIPE, stderr=log, start_new_session=True, cwd=self.root)
         line = _readline(self.router, timeout)
         if "listening" not in line:
             raise RuntimeError(f"the router did not start: {line!r} (see {log.name})")
@@ -142,7 +156,8 @@ class LocalSlice:
         member = self.member(name)
         log = open(member.folder / "node.log", "ab")
         member.process = subprocess.Popen(
-            [self.python, "-m", "dsmt.cli", "node", "--config", str(member.config)],
+            self.wrap(name, [self.python, "-m", "dsmt.cli", "node", "--config",
+                             str(member.config)]),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=member.folder)
         return member
 
@@ -170,6 +185,22 @@ class LocalSlice:
             except psutil.Error:
                 pass
         psutil.wait_procs(leftovers, timeout=5)
+
+    def instances(self, program: str = "server.py") -> dict[str, list[psutil.Process]]:
+        """Per sliver, the live application processes (``program`` in their command line)
+        working under its workspace (zombies left out): one scan of the process table."""
+        roots = {m.name: str(m.workspace.resolve()) + os.sep for m in self.members}
+        found: dict[str, list[psutil.Process]] = {name: [] for name in roots}
+        for process in psutil.process_iter(["cwd", "cmdline", "status"]):
+            cwd = process.info.get("cwd") or ""
+            if process.info.get("status") == psutil.STATUS_ZOMBIE:
+                continue
+            if not any(part.endswith(program) for part in process.info.get("cmdline") or ()):
+                continue
+            for name, root in roots.items():
+                if cwd.startswith(root):
+                    found[name].append(process)
+        return found
 
     def processes(self) -> list[psutil.Process]:
         """Every process of this machine whose working directory is under ``root``."""

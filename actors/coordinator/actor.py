@@ -279,7 +279,8 @@ class Coordinator(Actor):
             if self.plans.rebroadcast_due(self.ctx.clock.monotonic(), self.heartbeat):
                 self._publish_plan()
         if change is not None or merged:
-            self._place()
+            if not self._place() and change is not None:
+                self.publish_status_detail()  # e.g. a peer back from the dead: live again
 
     def _observed(self, message: StateChanged) -> None:
         if message.path == self.app_path:
@@ -330,9 +331,10 @@ class Coordinator(Actor):
 
     # --- placement -------------------------------------------------------------------------
 
-    def _place(self) -> None:
+    def _place(self) -> bool:
+        """Place the plan's services; True if that re-published this actor's status."""
         if not self.plan.services or self.state == FAILED:
-            return
+            return False
         live = self.world.live()
         placeable = self.world.placeable()
         quarantined = self.world.quarantined()
@@ -354,7 +356,7 @@ class Coordinator(Actor):
         self.overshoot = placement.overshoot(self.assignment, running)
         self.max_overshoot = max([self.max_overshoot, *self.overshoot.values()])
         if not settled:
-            return  # still hearing from the peers: run nothing yet
+            return False  # still hearing from the peers: run nothing yet
         share = placement.share(self.assignment, self.ctx.sliver)
         changed = decided
         for name, count in share.items():
@@ -367,6 +369,7 @@ class Coordinator(Actor):
         if changed:
             self._refresh_beat()
             self.publish_status_detail()
+        return changed
 
     def _sample_targets(self) -> None:
         self.sampler.set_targets({

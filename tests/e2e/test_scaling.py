@@ -4,10 +4,7 @@ replicas to the policy's max, driven down shrinks them to its min, one step per 
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
-
-import psutil
 
 from dsmt.event import STATUS
 from dsmt.testing import wait_for
@@ -32,11 +29,8 @@ DEMO_LOAD = "0.5"
 
 
 def running(slice_) -> int:
-    """Demo app server processes working under the slice's folder."""
-    root = str(slice_.root.resolve()) + os.sep
-    return sum(1 for p in psutil.process_iter(["cwd", "cmdline"])
-               if (p.info.get("cwd") or "").startswith(root)
-               and any(part.endswith("server.py") for part in p.info.get("cmdline") or ()))
+    """Demo app server processes working under the slice's slivers."""
+    return sum(len(found) for found in slice_.instances().values())
 
 
 def set_load(slice_, value: float) -> int:

@@ -18,13 +18,7 @@ HEARTBEAT = 1.0
 
 def app_processes(slice_, name: str) -> list[psutil.Process]:
     """The demo app's server processes working under one sliver's workspace."""
-    root = str(slice_.member(name).workspace.resolve()) + os.sep
-    found = []
-    for p in psutil.process_iter(["cwd", "cmdline"]):
-        if (p.info.get("cwd") or "").startswith(root) and \
-                any(part.endswith("server.py") for part in p.info.get("cmdline") or ()):
-            found.append(p)
-    return found
+    return slice_.instances()[name]
 
 
 def counts(slice_) -> dict[str, int]:
@@ -212,3 +206,41 @@ def test_a_new_plan_version_that_keeps_a_slivers_share_keeps_its_instance_runnin
         client.close()
     after = {name: {p.pid for p in app_processes(slice_, name)} for name in before}
     assert after == before, (before, after)
+
+
+def test_a_sliver_back_from_the_dead_is_live_again_in_every_coordinators_status(
+        local_slice, tmp_path):
+    """Found by an earlier chaos run: a coordinator whose share did not change when a dead peer
+    came back kept publishing that peer in its status's ``dead`` list."""
+    from actors.deploy.package import build_demo
+
+    archive, sha256 = build_demo(tmp_path / "packages")
+    # one replica on three slivers: a sliver's return changes nobody's share
+    plan = write_plan(tmp_path / "plan.toml", archive, sha256, replicas=1)
+    slice_ = local_slice(slivers=3, plan=plan).start()
+    layout = slice_.layout
+    watcher = Watcher(slice_, layout.base)
+    try:
+        def status(name):
+            found = watcher.on(layout.status("coordinator", name))
+            return found[-1].payload if found else {}
+
+        placed = stable_total(slice_, 1, timeout=40)
+        victim = next(name for name, k in placed.items() if not k)
+        others = [m.name for m in slice_.members if m.name != victim]
+        member = slice_.member(victim)
+        os.kill(member.process.pid, signal.SIGKILL)
+        member.process.wait()
+        wait_for(lambda: all(victim in (status(n).get("dead") or ()) for n in others),
+                 timeout=30, message=lambda: f"{victim} dead in {others}' coordinator status")
+
+        slice_.start_sliver(victim)
+        wait_for(lambda: all(victim in (status(n).get("live") or ())
+                             and victim not in (status(n).get("dead") or ())
+                             and victim not in (status(n).get("suspected") or ())
+                             for n in others),
+                 timeout=10 * HEARTBEAT + 10,
+                 message=lambda: f"{victim} live again in every coordinator's status: "
+                                 f"{ {n: (status(n).get('live'), status(n).get('dead')) for n in others} }")
+    finally:
+        watcher.close()

@@ -1,0 +1,1 @@
+"""Several hosts on one machine: network namespaces, a delay relay, chaos runs (see harness)."""
