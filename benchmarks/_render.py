@@ -87,6 +87,15 @@ def router(r: dict) -> str:
     rate = get(r, "throughput.events_per_s.median")
     p99 = get(r, "latency.p99_ms.median")
     p99t = get(r, "latency_at_half_target.p99_ms.median")
+
+    def relay(figure: str, what: str = " bare asyncio relay") -> str:
+        value = get(r, f"relay_baseline.{figure}")
+        return "" if value is None else spread(value, 2) + what
+
+    def ratio(figure: str) -> str:
+        mine, base = get(r, f"{figure}.median"), get(r, f"relay_baseline.{figure}.median")
+        return "" if mine is None or not base else num(mine / base, 2)
+
     rows = [
         ["events/s client → router → client", spread(get(r, "throughput.events_per_s")),
          spread(get(r, "lxml_baseline.events_per_s")) + " lxml parse+serialize",
@@ -96,15 +105,20 @@ def router(r: dict) -> str:
          "", "", ""],
         ["events lost", num(get(r, "throughput.lost_total")), "", "", "0"],
         [f"latency p50 ms at {num(get(r, 'latency.rate_events_per_s'))} events/s (half rate)",
-         spread(get(r, "latency.p50_ms"), 2), "", "", ""],
-        ["latency p99 ms at half rate", spread(get(r, "latency.p99_ms"), 2), "", "",
+         spread(get(r, "latency.p50_ms"), 2), relay("latency.p50_ms"),
+         ratio("latency.p50_ms"), ""],
+        ["latency p99 ms at half rate", spread(get(r, "latency.p99_ms"), 2),
+         relay("latency.p99_ms"), ratio("latency.p99_ms"),
          f"< 10 ms: {verdict(None if p99 is None else p99 < 10)}"],
         ["latency p99 ms at half rate, to the subscriber's socket",
-         spread(get(r, "latency.at_socket.p99_ms"), 2), "", "", ""],
+         spread(get(r, "latency.at_socket.p99_ms"), 2), relay("latency.at_socket.p99_ms"),
+         ratio("latency.at_socket.p99_ms"), ""],
         [f"latency p50 / p99 ms at "
          f"{num(get(r, 'latency_at_half_target.rate_events_per_s'))} events/s (half the target)",
          f"{spread(get(r, 'latency_at_half_target.p50_ms'), 2)} / "
-         f"{spread(get(r, 'latency_at_half_target.p99_ms'), 2)}", "", "",
+         f"{spread(get(r, 'latency_at_half_target.p99_ms'), 2)}",
+         f"{relay('latency_at_half_target.p50_ms', '')} / "
+         f"{relay('latency_at_half_target.p99_ms')}", ratio("latency_at_half_target.p99_ms"),
          f"< 10 ms: {verdict(None if p99t is None else p99t < 10)}"],
     ]
     for part in ("throughput", "latency", "latency_at_half_target"):
@@ -122,7 +136,9 @@ def router(r: dict) -> str:
          "", "", f"{num(get(r, 'memory.kb_per_client'), 1)} KB per client"],
     ]
     head = (f"{num(r.get('rounds'))} rounds, {num(r.get('stanza_bytes'))}-byte stanzas "
-            f"({num(r.get('event_bytes'))}-byte events), router in its own process.\n\n")
+            f"({num(r.get('event_bytes'))}-byte events), router in its own process; the "
+            "latency baseline is a bare asyncio relay forwarding the same bytes unparsed, "
+            "in its own process, in the same rounds (ratio: router / baseline).\n\n")
     return head + table(["figure", "router", "baseline (same run)", "ratio", "target"], rows)
 
 

@@ -33,35 +33,33 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench"
 
 
-class RouterProcess:
-    """``dsmt router`` in a subprocess; accounts ``pub``, ``sub`` and ``c``."""
+class ServedProcess:
+    """A server in a subprocess that prints ``… listening on HOST:PORT`` first."""
+
+    command: tuple[str, ...] = ()
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
 
-    def __enter__(self) -> "RouterProcess":
-        hashed = accounts.hash_password(PASSWORD)
-        (self.tmp / "router.toml").write_text(
-            '[router]\nname = "bench"\nlisten = "127.0.0.1:0"\nheartbeat = "infinity"\n'
-            '[limits]\nrate = 10000000.0\nburst = 1000000\nmax_queue = 268435456\n'
-            f'[accounts]\npub = "{hashed}"\nsub = "{hashed}"\nc = "{hashed}"\n')
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from dsmt.cli import main; main()", "router",
-             "--config", str(self.tmp / "router.toml")],
-            stdout=subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    def argv(self) -> list[str]:
+        return list(self.command)
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.argv(), stdout=subprocess.PIPE, cwd=ROOT,
+                                     env={**os.environ, "PYTHONPATH": str(ROOT)})
         line = self.proc.stdout.readline().decode().split()
-        host, port = line[4].rsplit(":", 1)
+        host, port = line[line.index("on") + 1].rsplit(":", 1)
         self.address = (host, int(port))
         self.ps = psutil.Process(self.proc.pid)
         return self
 
     def cpu(self) -> float:
-        """CPU seconds the router process has used so far."""
+        """CPU seconds the process has used so far."""
         times = self.ps.cpu_times()
         return times.user + times.system
 
     def waited(self) -> float | None:
-        """Seconds the router has spent runnable, waiting for a CPU (Linux), else None."""
+        """Seconds the process has spent runnable, waiting for a CPU (Linux), else None."""
         try:
             with open(f"/proc/{self.proc.pid}/schedstat") as f:
                 return int(f.read().split()[1]) / 1e9
@@ -76,11 +74,24 @@ class RouterProcess:
             self.proc.kill()
 
 
+class RouterProcess(ServedProcess):
+    """``dsmt router`` in a subprocess; accounts ``pub``, ``sub`` and ``c``."""
+
+    def argv(self) -> list[str]:
+        hashed = accounts.hash_password(PASSWORD)
+        (self.tmp / "router.toml").write_text(
+            '[router]\nname = "bench"\nlisten = "127.0.0.1:0"\nheartbeat = "infinity"\n'
+            '[limits]\nrate = 10000000.0\nburst = 1000000\nmax_queue = 268435456\n'
+            f'[accounts]\npub = "{hashed}"\nsub = "{hashed}"\nc = "{hashed}"\n')
+        return [sys.executable, "-c", "from dsmt.cli import main; main()", "router",
+                "--config", str(self.tmp / "router.toml")]
+
+
 class CpuShare:
     """Cores kept busy by the router, this process and everything else, between
     :meth:`start` and :meth:`stop` (which returns the dict of figures)."""
 
-    def __init__(self, router: RouterProcess) -> None:
+    def __init__(self, router: ServedProcess) -> None:
         self.router = router
         self.me = psutil.Process()
 

@@ -25,6 +25,11 @@ says how busy it was):
   ends instead when the bytes reached the subscriber's socket (the kernel's
   receive time, ``SO_TIMESTAMPNS``, Linux), which leaves out how late the
   subscriber thread itself got the CPU;
+- ``relay_baseline``: the same two latency measurements, in the same rounds,
+  through a bare asyncio relay in its own process that forwards the bytes
+  unparsed (:mod:`benchmarks._relay`): what any Python forwarder's latency
+  is on this machine at that moment, so the router's own part is the
+  difference;
 - ``contention`` in each: cores kept busy by the router, by this process
   (the load generators) and by everything else on the machine, and how
   long the router waited for a CPU (:class:`benchmarks._router_process.CpuShare`),
@@ -55,6 +60,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from benchmarks._relay import RelayProcess
 from benchmarks._router_process import PASSWORD, CpuShare, RouterProcess
 from dsmt.event import ATTRIBUTE, LEASE, Address, Sequencer
 from gateways.psepr import stream
@@ -84,7 +90,9 @@ def main(argv: list[str] | None = None) -> dict:
         "event_bytes": len(_event_part(stanzas[0])),
     }
     baseline, throughput, latency, at_target = [], [], [], []
-    with tempfile.TemporaryDirectory() as tmp, RouterProcess(Path(tmp)) as router:
+    relay_latency, relay_at_target = [], []
+    with tempfile.TemporaryDirectory() as tmp, RouterProcess(Path(tmp)) as router, \
+            RelayProcess(Path(tmp)) as relay:
         for _ in range(args.rounds):
             # Interleaved, so that load from elsewhere hits both alike.
             baseline.append(_lxml_baseline(stanzas))
@@ -93,8 +101,11 @@ def main(argv: list[str] | None = None) -> dict:
         paced = _stanzas(int(rate * args.latency_seconds))
         target = _stanzas(int(TARGET_RATE / 2 * args.latency_seconds))
         for _ in range(args.rounds):
-            latency.append(_latency(router, paced, rate))
-            at_target.append(_latency(router, target, TARGET_RATE / 2))
+            latency.append(_latency(router, _router_pair(router), paced, rate))
+            relay_latency.append(_latency(relay, _relay_pair(relay), paced, rate))
+            at_target.append(_latency(router, _router_pair(router), target, TARGET_RATE / 2))
+            relay_at_target.append(
+                _latency(relay, _relay_pair(relay), target, TARGET_RATE / 2))
         if args.clients:
             result["memory"] = _memory(router, clients=args.clients, leases=10)
     ratios = [t["events_per_s"] / b for t, b in zip(throughput, baseline)]
@@ -110,6 +121,11 @@ def main(argv: list[str] | None = None) -> dict:
     }
     result["latency"] = _latency_summary(latency, rate)
     result["latency_at_half_target"] = _latency_summary(at_target, TARGET_RATE / 2)
+    result["relay_baseline"] = {
+        "what": "bare asyncio relay in its own process, bytes forwarded unparsed",
+        "latency": _latency_summary(relay_latency, rate),
+        "latency_at_half_target": _latency_summary(relay_at_target, TARGET_RATE / 2),
+    }
     result["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     result["targets"] = {"events_per_s": TARGET_RATE, "p99_ms_at_half_rate": 10.0}
     print(json.dumps(result, indent=2))
@@ -234,14 +250,27 @@ def _throughput(router: RouterProcess, stanzas: list[bytes], events: int) -> dic
             "router_cpu_us": cpu / max(received[0], 1) * 1e6, "contention": contention}
 
 
-def _latency(router: RouterProcess, stanzas: list[bytes], rate: float) -> dict:
-    """One round paced at ``rate``: latency of each event publisher -> subscriber."""
-    n = len(stanzas)
-    ids = [_ID.search(s).group(1) for s in stanzas]
+def _router_pair(router: RouterProcess) -> tuple[socket.socket, socket.socket]:
+    """A subscriber holding a lease on ``/b/`` and a logged-in publisher."""
     sub = _login(router.address, "sub", ["/b/"])
     _read_until(sub, b"<op>lease</op>", 1)
     pub = _login(router.address, "pub")
     _read_until(pub, b"type=\"result\"", 1)
+    return pub, sub
+
+
+def _relay_pair(relay: RelayProcess) -> tuple[socket.socket, socket.socket]:
+    sub = relay.connect("sub")
+    return relay.connect("pub"), sub
+
+
+def _latency(served, pair: tuple[socket.socket, socket.socket], stanzas: list[bytes],
+             rate: float) -> dict:
+    """One round paced at ``rate``: latency of each event publisher -> ``served`` -> subscriber
+    (``served``: the router, or the relay baseline; ``pair``: publisher and subscriber)."""
+    n = len(stanzas)
+    ids = [_ID.search(s).group(1) for s in stanzas]
+    pub, sub = pair
     sent: dict[bytes, float] = {}
     got: dict[bytes, float] = {}
     arrived: dict[bytes, float] = {}
@@ -271,8 +300,8 @@ def _latency(router: RouterProcess, stanzas: list[bytes], rate: float) -> dict:
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
-    cpu = router.cpu()
-    share = CpuShare(router).start()
+    cpu = served.cpu()
+    share = CpuShare(served).start()
     start = time.time()
     i = 0
     while i < n:
@@ -286,7 +315,7 @@ def _latency(router: RouterProcess, stanzas: list[bytes], rate: float) -> dict:
         else:
             time.sleep(0.0002)
     done.wait(60)
-    cpu = router.cpu() - cpu
+    cpu = served.cpu() - cpu
     contention = share.stop()
     pub.close()
     sub.close()
