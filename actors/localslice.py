@@ -178,6 +178,10 @@ class LocalSlice:
         for member in self.members:
             _terminate(member.process, timeout)
         _terminate(self.router, timeout)
+        self.kill_leftovers()
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL every process still working under this slice's folder, and reap it."""
         leftovers = self.processes()
         for process in leftovers:
             try:

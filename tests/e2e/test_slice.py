@@ -75,18 +75,24 @@ def test_five_slivers_run_exactly_three_replicas_and_replace_a_killed_sliver(
     assert back.get(victim) is not None, back
 
 
-def test_a_sliver_away_during_a_new_plan_gets_it_within_two_heartbeats_of_returning(
-        local_slice, tmp_path):
+def _one_replica_on_three(local_slice, tmp_path):
+    """A started 3-sliver slice running the demo app with replicas = 1, a Watcher on it, and
+    the app's (archive, sha256) for a later plan."""
     from actors.deploy.package import build_demo
-    from gateways.psepr.client import Client
-    from actors.localslice import SERVICE
-    from dsmt.event import RECORD, Address, Sequencer
 
     archive, sha256 = build_demo(tmp_path / "packages")
     plan = write_plan(tmp_path / "plan.toml", archive, sha256, replicas=1)
     slice_ = local_slice(slivers=3, plan=plan).start()
-    layout = slice_.layout
-    watcher = Watcher(slice_, layout.base)
+    return slice_, slice_.layout, Watcher(slice_, slice_.layout.base), (archive, sha256)
+
+
+def test_a_sliver_away_during_a_new_plan_gets_it_within_two_heartbeats_of_returning(
+        local_slice, tmp_path):
+    from gateways.psepr.client import Client
+    from actors.localslice import SERVICE
+    from dsmt.event import RECORD, Address, Sequencer
+
+    slice_, layout, watcher, package = _one_replica_on_three(local_slice, tmp_path)
     try:
         def version_of(name):
             beats = watcher.on(layout.heartbeat(name))
@@ -98,7 +104,7 @@ def test_a_sliver_away_during_a_new_plan_gets_it_within_two_heartbeats_of_return
         os.killpg(away.process.pid, signal.SIGTERM)
         away.process.wait(15)
 
-        new_text = write_plan(tmp_path / "plan2.toml", archive, sha256, replicas=1,
+        new_text = write_plan(tmp_path / "plan2.toml", *package, replicas=1,
                               plan_version=2).read_text()
         client = Client([slice_.address], SERVICE, slice_.password, instance="deployer",
                         reconnect_pause=0.1).start()
@@ -212,14 +218,8 @@ def test_a_sliver_back_from_the_dead_is_live_again_in_every_coordinators_status(
         local_slice, tmp_path):
     """Found by an earlier chaos run: a coordinator whose share did not change when a dead peer
     came back kept publishing that peer in its status's ``dead`` list."""
-    from actors.deploy.package import build_demo
-
-    archive, sha256 = build_demo(tmp_path / "packages")
     # one replica on three slivers: a sliver's return changes nobody's share
-    plan = write_plan(tmp_path / "plan.toml", archive, sha256, replicas=1)
-    slice_ = local_slice(slivers=3, plan=plan).start()
-    layout = slice_.layout
-    watcher = Watcher(slice_, layout.base)
+    slice_, layout, watcher, _ = _one_replica_on_three(local_slice, tmp_path)
     try:
         def status(name):
             found = watcher.on(layout.status("coordinator", name))

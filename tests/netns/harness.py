@@ -95,13 +95,7 @@ class NetSlice(LocalSlice):
             _terminate(member.process, timeout)
         for process in [*self.router_procs.values(), *self.relays.values()]:
             _terminate(process, timeout)
-        leftovers = self.processes()
-        for process in leftovers:
-            try:
-                process.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(leftovers, timeout=5)
+        self.kill_leftovers()
         if self.network is not None:
             self.network.close()
 
