@@ -61,6 +61,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _hub_actors
+
 CHANNELS = [f"/bench/org.dsmt.component.web/status/sliver-{i}/" for i in range(100)]
 PREFIX = "/bench/"
 END = "/bench/end/"
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.idle:
         result["memory"] = _memory(mp_ctx, args.idle)
     if args.actors or args.asks:
-        result["actors"] = _actors(mp_ctx, args.actors, args.asks)
+        result["actors"] = _hub_actors.measure(mp_ctx, args.actors, args.asks)
     print(json.dumps(result, indent=2))
     ratio = result["ratio_dsmt_to_baseline"]
     print(f"dsmt/baseline: median {ratio['median']} (min {ratio['min']}, max {ratio['max']}, "
@@ -468,88 +470,6 @@ def _idle_client(kind: str, endpoints: tuple, count: int, results: Any) -> None:
     for item in held:
         item.close()
     context.term()
-
-
-# -- actors -------------------------------------------------------------------------
-
-
-def _actors(mp_ctx: Any, count: int, asks: int) -> dict:
-    out: dict[str, Any] = {}
-    for kind in ("pykka", "dsmt"):
-        results = mp_ctx.Queue()
-        proc = mp_ctx.Process(target=_actor_process, args=(kind, count, asks, results))
-        proc.start()
-        out[kind] = results.get(timeout=TIMEOUT)
-        proc.join(TIMEOUT)
-    if asks:
-        out["ask_p50_ratio_dsmt_to_pykka"] = round(
-            out["dsmt"]["ask_us"]["p50"] / out["pykka"]["ask_us"]["p50"], 2)
-    return out
-
-
-def _actor_process(kind: str, count: int, asks: int, results: Any) -> None:
-    import psutil
-    import pykka
-
-    if kind == "pykka":
-        class Echo(pykka.ThreadingActor):
-            def on_receive(self, message: Any) -> Any:
-                return message
-
-        def start_many(n: int) -> Any:
-            refs = [Echo.start() for _ in range(n)]
-            return refs, lambda: [ref.stop() for ref in refs]
-    else:
-        from dsmt.actor import Actor, Origin
-        from dsmt.channels import Layout
-        from dsmt.childspec import ChildSpec
-        from dsmt.context import Context
-        from dsmt.registry import Registry
-        from dsmt.supervisor import Supervisor
-        from dsmt.testing import stop_all
-
-        class Echo(Actor):  # type: ignore[no-redef]
-            def on_receive(self, message: Any) -> Any:
-                return message
-
-        registry = Registry()
-        ctx = Context(sliver="bench", layout=Layout("bench"), registry=registry)
-
-        def start_many(n: int) -> Any:
-            origin = Origin.root(ctx)
-            ref = Supervisor.start(origin, [ChildSpec(f"w{i}", Echo, {}) for i in range(n)])
-            _must(origin.lifeline.wait_started(TIMEOUT) is not None, "supervisor did not start")
-            children = ref.proxy().which_children().get(timeout=TIMEOUT)
-            return [child.ref for child in children], lambda: stop_all(registry, TIMEOUT)
-
-    out: dict[str, Any] = {}
-    if asks:
-        refs, stop = start_many(1)
-        ask = refs[0].ask
-        for i in range(min(asks, 1000)):  # warm up
-            ask(i)
-        samples = []
-        for i in range(asks):
-            t0 = time.perf_counter()
-            ask(i)
-            samples.append(time.perf_counter() - t0)
-        stop()
-        samples.sort()
-        out["ask_us"] = {"p50": round(samples[len(samples) // 2] * 1e6, 1),
-                         "p99": round(samples[int(len(samples) * 0.99)] * 1e6, 1),
-                         "calls": asks}
-    if count:
-        me = psutil.Process()
-        before = me.memory_info().rss
-        refs, stop = start_many(count)
-        _must(len(refs) == count, f"only {len(refs)} actors started")
-        grown = me.memory_info().rss - before
-        stop()
-        out["idle_actors"] = count
-        out["rss_growth_kib"] = round(grown / 1024)
-        out["per_actor_kib"] = round(grown / 1024 / count, 1)
-    pykka.ActorRegistry.stop_all(block=True, timeout=TIMEOUT)
-    results.put(out)
 
 
 # -- statistics ---------------------------------------------------------------------
