@@ -121,6 +121,21 @@ def router(r: dict) -> str:
          f"{relay('latency_at_half_target.p99_ms')}", ratio("latency_at_half_target.p99_ms"),
          f"< 10 ms: {verdict(None if p99t is None else p99t < 10)}"],
     ]
+    if r.get("under_load"):
+        p99l = get(r, "under_load.latency_at_half_target.p99_ms.median")
+        base = get(r, "under_load.relay_baseline.p99_ms.median")
+        others = get(r, "under_load.latency_at_half_target.contention.others_cpu_cores.median")
+        rows.append([
+            f"latency p50 / p99 ms at "
+            f"{num(get(r, 'under_load.latency_at_half_target.rate_events_per_s'))} events/s "
+            f"with a neighbour spinning {num(get(r, 'under_load.background_share'), 2)} "
+            f"of a core (measured: others kept {num(others, 2)} cores busy)",
+            f"{spread(get(r, 'under_load.latency_at_half_target.p50_ms'), 2)} / "
+            f"{spread(get(r, 'under_load.latency_at_half_target.p99_ms'), 2)}",
+            f"{spread(get(r, 'under_load.relay_baseline.p50_ms'), 2)} / "
+            f"{spread(get(r, 'under_load.relay_baseline.p99_ms'), 2)} bare asyncio relay",
+            "" if p99l is None or not base else num(p99l / base, 2),
+            f"< 10 ms: {verdict(None if p99l is None else p99l < 10)}"])
     for part in ("throughput", "latency", "latency_at_half_target"):
         share = f"{part}.contention"
         rows.append([f"cores busy during {part.replace('_', ' ')} rounds: "

@@ -1,8 +1,8 @@
 """Router benchmark: events/s and latency publisher -> router -> subscriber, router RSS.
 
 Run: ``python -m benchmarks router [--events N] [--rounds R] [--latency-seconds S]
-[--clients C]`` (JSON on stdout). Defaults: 60,000 events, 5 rounds, 3 s, 1,000
-clients. The router runs in its own process (``dsmt router``,
+[--clients C] [--background SHARE]`` (JSON on stdout). Defaults: 60,000 events,
+5 rounds, 3 s, 1,000 clients, 0.5 of a core. The router runs in its own process (``dsmt router``,
 :mod:`benchmarks._router_process`); publisher and subscriber are raw sockets
 in this process (two threads), so the figures are the router's, not a
 client library's.
@@ -20,8 +20,9 @@ says how busy it was):
   sensitive to load from elsewhere than wall-clock rates);
 - ``latency``: p50/p99/max (ms) publisher -> router -> subscriber, paced at
   half the median full-speed rate (``latency_at_half_target``: the same at
-  10,000 events/s, half the issue's 20,000 target; rounds of both alternate), from the publisher's clock just before
-  it writes to when the subscriber thread reads the event; ``at_socket``
+  10,000 events/s, half the issue's 20,000 target; rounds of both
+  alternate), from the publisher's clock just before it writes to when the
+  subscriber thread reads the event; ``at_socket``
   ends instead when the bytes reached the subscriber's socket (the kernel's
   receive time, ``SO_TIMESTAMPNS``, Linux), which leaves out how late the
   subscriber thread itself got the CPU;
@@ -35,6 +36,10 @@ says how busy it was):
   long the router waited for a CPU (:class:`benchmarks._router_process.CpuShare`),
   per round; a slow round with high ``others_cpu_cores`` or
   ``router_wait_cores`` was a contended machine, not a slow router;
+- ``under_load``: the latency rounds at 10,000 events/s again, router and
+  relay alike, while a neighbour process keeps ``--background`` of a core
+  busy in 10 ms bursts (:mod:`benchmarks._load`): how the tail holds when
+  the machine is not quiet, measured rather than hoped for;
 - ``memory``: router RSS idle, and with ``--clients`` logged-in clients
   holding 10 leases each.
 
@@ -60,6 +65,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from benchmarks._load import BackgroundLoad
 from benchmarks._relay import RelayProcess
 from benchmarks._router_process import PASSWORD, CpuShare, RouterProcess
 from dsmt.event import ATTRIBUTE, LEASE, Address, Sequencer
@@ -78,6 +84,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--latency-seconds", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=1000, help="for the memory figure; 0: skip")
+    parser.add_argument("--background", type=float, default=0.5,
+                        help="share of a core kept busy by a neighbour for the latency rounds "
+                             "under load; 0: skip")
     args = parser.parse_args(argv or [])
     _raise_fd_limit()
     stanzas = _stanzas(min(args.events, 20000))
@@ -106,6 +115,9 @@ def main(argv: list[str] | None = None) -> dict:
             at_target.append(_latency(router, _router_pair(router), target, TARGET_RATE / 2))
             relay_at_target.append(
                 _latency(relay, _relay_pair(relay), target, TARGET_RATE / 2))
+        if args.background:
+            result["under_load"] = _under_load(router, relay, target, args.background,
+                                               args.rounds)
         if args.clients:
             result["memory"] = _memory(router, clients=args.clients, leases=10)
     ratios = [t["events_per_s"] / b for t, b in zip(throughput, baseline)]
@@ -130,6 +142,23 @@ def main(argv: list[str] | None = None) -> dict:
     result["targets"] = {"events_per_s": TARGET_RATE, "p99_ms_at_half_rate": 10.0}
     print(json.dumps(result, indent=2))
     return result
+
+
+def _under_load(router: RouterProcess, relay: RelayProcess, stanzas: list[bytes],
+                share: float, rounds: int) -> dict:
+    """Latency at half the target rate while a neighbour keeps ``share`` of a core busy."""
+    mine, relayed = [], []
+    with BackgroundLoad(share):
+        for _ in range(rounds):
+            mine.append(_latency(router, _router_pair(router), stanzas, TARGET_RATE / 2))
+            relayed.append(_latency(relay, _relay_pair(relay), stanzas, TARGET_RATE / 2))
+    return {
+        "what": f"latency at {TARGET_RATE // 2} events/s while another process spins "
+                f"{share} of every 10 ms (benchmarks._load); others_cpu_cores measures it",
+        "background_share": share,
+        "latency_at_half_target": _latency_summary(mine, TARGET_RATE / 2),
+        "relay_baseline": _latency_summary(relayed, TARGET_RATE / 2),
+    }
 
 
 def _spread(values: list[float], digits: int = 0) -> dict:
