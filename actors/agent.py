@@ -247,9 +247,11 @@ class DeploymentAgent(Actor):
                               elapsed=round(self.ctx.clock.wall() - job.started, 6),
                               previous=installed.previous)
         self.change_state(INSTANTIATED, f"{job.service} {job.version} is active", **detail)
+        plan = job.plan or self._plans.get(job.service)
         told = self._tell_app(Installed(job.service, installed.version, installed.path,
-                                        installed.manifest, job.plan or self._plans.get(job.service)))
-        self.change_state(RUNNING, f"{job.service} {job.version} installed", app_told=told, **detail)
+                                        installed.manifest, plan))
+        self.change_state(RUNNING, f"{job.service} {job.version} installed", app_told=told,
+                          **detail)
 
     def _rolled_back(self, job: Job, result: Any) -> None:
         if result is None:

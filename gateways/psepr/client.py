@@ -20,8 +20,9 @@ pause (default 1 s) after each failure; a refused login is logged and the
 next router is tried. With ``reconnect_max`` the pause doubles after each
 failure up to that many seconds, and is back to ``reconnect_pause`` once a
 login succeeds (exponential backoff; without it the pause is constant).
-After every (re)connection all leases are requested again. Events published while disconnected wait in a bounded buffer
-(``buffer`` events, oldest dropped and counted).
+After every (re)connection all leases are requested again. Events
+published while disconnected wait in a bounded buffer (``buffer`` events,
+oldest dropped and counted).
 
 Leases follow :mod:`gateways.psepr.lease_machine`: renewed at 80 % of the
 granted time, an unanswered request retried after 20 s, at most 10 tries
