@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pykka
-
+from dsmt.actor import tell
 from dsmt.clock import Clock
 
 from actors.process.health import HealthMonitor, HealthResult
@@ -72,12 +71,3 @@ class WindowEnd:
 
     service: str
     token: int
-
-
-def tell(ref: Any, message: Any) -> bool:
-    """``ref.tell(message)``; False if the actor is dead."""
-    try:
-        ref.tell(message)
-    except pykka.ActorDeadError:
-        return False
-    return True

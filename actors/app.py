@@ -77,13 +77,13 @@ from typing import Any
 
 import pykka
 
-from dsmt.actor import Origin, status_payload
+from dsmt.actor import Origin, status_payload, tell
 from dsmt.errors import SupervisorError
 from dsmt.event import STATUS
 from dsmt.supervisor import Supervisor
 
 from actors._app_instances import instance_rows
-from actors._app_watch import Probe, UpgradeWatch, WindowEnd, tell
+from actors._app_watch import Probe, UpgradeWatch, WindowEnd
 from actors.deploy import journal as j
 from actors.deploy.manifest import Manifest
 from actors.messages import Assign, GaveUp, Installed, Rollback, Undeploy, Undeployed

@@ -65,7 +65,7 @@ from dsmt.states import COMPONENT, FAILED, TERMINATED, Machine
 
 __all__ = [
     "ERROR", "KILLED", "NORMAL", "SHUTDOWN", "Actor", "ChildExit", "Error", "ExitReason",
-    "Lifeline", "Origin", "StateChanged", "exit_kind", "fail", "kill", "status_payload",
+    "Lifeline", "Origin", "StateChanged", "exit_kind", "fail", "kill", "status_payload", "tell",
 ]
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,15 @@ def fail(ref: Any, exc: Exception) -> None:
         ref.tell(_Fail(exc))
     except pykka.ActorDeadError:
         pass
+
+
+def tell(ref: Any, message: Any) -> bool:
+    """``ref.tell(message)``; False (not an error) if the actor is already gone."""
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        return False
+    return True
 
 
 class Actor(pykka.ThreadingActor):
