@@ -47,7 +47,6 @@ import logging
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
@@ -56,6 +55,8 @@ from dsmt.actor import Actor, Origin
 from dsmt.errors import ConfigError
 from dsmt.states import FAILED, INITIATED, INSTANTIATED, REQUESTED, RUNNING
 
+from actors._agent_jobs import (INSTALL, ROLLBACK, UNINSTALL, Abandoned, Finished, Job, Step,
+                                run_job, step_kind)
 from actors.deploy import journal as j
 from actors.deploy.errors import (ChecksumError, DeployError, FetchError, InstallError,
                                   UnsafeArchiveError)
@@ -68,8 +69,6 @@ from actors.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-INSTALL, ROLLBACK, UNINSTALL = "install", "rollback", "uninstall"
-
 #: error class -> the words a user reads in the reason (first match wins)
 ERROR_KINDS: tuple[tuple[type[BaseException], str], ...] = (
     (ChecksumError, "checksum mismatch"),
@@ -79,40 +78,6 @@ ERROR_KINDS: tuple[tuple[type[BaseException], str], ...] = (
     (ConfigError, "bad manifest"),
     (DeployError, "deploy failed"),
 )
-
-
-@dataclass
-class _Job:
-    kind: str
-    service: str
-    version: str | None = None
-    request: InstallRequest | None = None
-    plan: Service | None = None
-    resumed_from: str | None = None
-    why: str | None = None
-    started: float = 0.0
-    stage: str | None = None
-    stage_started: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Step:
-    job: _Job
-    stage: str
-    text: str
-    attempt: int
-    at: float
-
-
-@dataclass(frozen=True)
-class _Finished:
-    job: _Job
-    result: Any = None
-    error: BaseException | None = None
-
-
-class _Abandoned(Exception):
-    """Raised in the worker from the progress callback once the agent is stopping."""
 
 
 class DeploymentAgent(Actor):
@@ -140,8 +105,8 @@ class DeploymentAgent(Actor):
         self._plans: dict[str, Service] = dict(plan.services) if plan is not None else {}
         self._limits = dict(fetch_limits=fetch_limits, unpack_limits=unpack_limits,
                             pip_timeout=pip_timeout)
-        self._queue: deque[_Job] = deque()
-        self._current: _Job | None = None
+        self._queue: deque[Job] = deque()
+        self._current: Job | None = None
         self._rejected: dict[tuple[str, str], str] = {}  # rolled back: (service, version) -> why
         self._closing = threading.Event()
         self._worker: ThreadPoolExecutor | None = None
@@ -161,7 +126,7 @@ class DeploymentAgent(Actor):
             if record.failed:
                 continue  # it failed for a reason a plain retry will not fix; the plan asks again
             request = InstallRequest(record.service, record.version, record.source, record.sha256)
-            self._queue.append(_Job(INSTALL, record.service, record.version, request,
+            self._queue.append(Job(INSTALL, record.service, record.version, request,
                                     self._plans.get(record.service), resumed_from=record.resume_at))
         self._next()
 
@@ -175,14 +140,14 @@ class DeploymentAgent(Actor):
         if isinstance(message, Deploy):
             return self._deploy(message)
         if isinstance(message, Rollback):
-            return self._enqueue(_Job(ROLLBACK, message.service, message.version, why=message.why))
+            return self._enqueue(Job(ROLLBACK, message.service, message.version, why=message.why))
         if isinstance(message, Undeploy):
             return self._undeploy(message)
         if isinstance(message, Undeployed):
-            return self._enqueue(_Job(UNINSTALL, message.service))
-        if isinstance(message, _Step):
+            return self._enqueue(Job(UNINSTALL, message.service))
+        if isinstance(message, Step):
             return self._step(message)
-        if isinstance(message, _Finished):
+        if isinstance(message, Finished):
             return self._finished(message)
         return super().on_receive(message)
 
@@ -213,19 +178,19 @@ class DeploymentAgent(Actor):
                             name, service.version, self._rejected[name, service.version])
                 continue
             request = InstallRequest(name, service.version, service.package, service.sha256)
-            self._enqueue(_Job(INSTALL, name, service.version, request, service))
+            self._enqueue(Job(INSTALL, name, service.version, request, service))
 
     def _undeploy(self, message: Undeploy) -> None:
         app = self.ctx.registry.get(self.app_path)
         if app is None:
-            self._enqueue(_Job(UNINSTALL, message.service))
+            self._enqueue(Job(UNINSTALL, message.service))
             return
         try:
             app.tell(Undeploy(message.service, reply_to=self.actor_ref))
         except pykka.ActorDeadError:
-            self._enqueue(_Job(UNINSTALL, message.service))
+            self._enqueue(Job(UNINSTALL, message.service))
 
-    def _enqueue(self, job: _Job) -> None:
+    def _enqueue(self, job: Job) -> None:
         self._queue.append(job)
         self._next()
 
@@ -243,11 +208,11 @@ class DeploymentAgent(Actor):
         self.change_state(REQUESTED, why, **detail)
         self._worker.submit(self._work, job)
 
-    def _step(self, step: _Step) -> None:
+    def _step(self, step: Step) -> None:
         job = step.job
         if job is not self._current:
             return
-        kind = _step_kind(step.text)
+        kind = step_kind(step.text)
         if kind == "started":
             job.stage_started[step.stage] = step.at
         job.stage = step.stage
@@ -261,7 +226,7 @@ class DeploymentAgent(Actor):
         else:
             self._republish(detail)
 
-    def _finished(self, done: _Finished) -> None:
+    def _finished(self, done: Finished) -> None:
         job = done.job
         if job is not self._current:
             return
@@ -277,16 +242,18 @@ class DeploymentAgent(Actor):
                              **self._detail(job, removed=list(done.result)))
         self._next()
 
-    def _installed(self, job: _Job, installed: Any) -> None:
+    def _installed(self, job: Job, installed: Any) -> None:
         detail = self._detail(job, stage=j.ACTIVATE, step="done",
                               elapsed=round(self.ctx.clock.wall() - job.started, 6),
                               previous=installed.previous)
         self.change_state(INSTANTIATED, f"{job.service} {job.version} is active", **detail)
+        plan = job.plan or self._plans.get(job.service)
         told = self._tell_app(Installed(job.service, installed.version, installed.path,
-                                        installed.manifest, job.plan or self._plans.get(job.service)))
-        self.change_state(RUNNING, f"{job.service} {job.version} installed", app_told=told, **detail)
+                                        installed.manifest, plan))
+        self.change_state(RUNNING, f"{job.service} {job.version} installed", app_told=told,
+                          **detail)
 
-    def _rolled_back(self, job: _Job, result: Any) -> None:
+    def _rolled_back(self, job: Job, result: Any) -> None:
         if result is None:
             self._to_running(f"{job.service}: no rollback, {job.version} is no longer active",
                              **self._detail(job))
@@ -300,7 +267,7 @@ class DeploymentAgent(Actor):
         self._to_running(why, **self._detail(job, version=installed.version, rolled_back_from=bad,
                                              rollback=job.why, app_told=told))
 
-    def _failed(self, job: _Job, error: BaseException) -> None:
+    def _failed(self, job: Job, error: BaseException) -> None:
         words = next((w for cls, w in ERROR_KINDS if isinstance(error, cls)), None)
         stage = getattr(error, "stage", None) or job.stage or job.kind
         if words is None:
@@ -315,53 +282,38 @@ class DeploymentAgent(Actor):
 
     # --- the worker (worker thread) -----------------------------------------------------
 
-    def _work(self, job: _Job) -> None:
+    def _work(self, job: Job) -> None:
         try:
             result = self._run(job)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the actor
-            if isinstance(exc, _Abandoned) or self._closing.is_set():
+            if isinstance(exc, Abandoned) or self._closing.is_set():
                 return
-            self._report(_Finished(job, error=exc))
+            self._report(Finished(job, error=exc))
         else:
-            self._report(_Finished(job, result))
+            self._report(Finished(job, result))
 
-    def _run(self, job: _Job) -> Any:
+    def _run(self, job: Job) -> Any:
         journal = self._journal
         assert journal is not None
 
         def progress(stage: str, text: str) -> None:
             # Abandon only at a stage boundary: raised inside a stage, the installer would
             # journal the stage as failed, and a failed install is not resumed.
-            boundary = _step_kind(text) in ("started", "resuming", "done")
+            boundary = step_kind(text) in ("started", "resuming", "done")
             if self._closing.is_set() and boundary:
-                raise _Abandoned(stage)
+                raise Abandoned(stage)
             attempts = 0
             if job.version is not None and stage in j.STAGES:
                 attempts = next((r.attempts for r in journal.stages(job.service, job.version)
                                  if r.stage == stage), 0)
             try:
-                self.actor_ref.tell(_Step(job, stage, text, attempts, self.ctx.clock.wall()))
+                self.actor_ref.tell(Step(job, stage, text, attempts, self.ctx.clock.wall()))
             except pykka.ActorDeadError:
                 if boundary:
-                    raise _Abandoned(stage) from None
+                    raise Abandoned(stage) from None
 
         installer = Installer(self.workspace, journal, progress=progress, **self._limits)
-        if job.kind == INSTALL:
-            assert job.request is not None
-            return installer.install(job.request)
-        if job.kind == ROLLBACK:
-            bad = self.workspace.current(job.service)
-            if job.version is not None and bad != job.version:
-                return None
-            back = installer.rollback(job.service)
-            return bad, installer.installed(job.service, back)
-        current = self.workspace.current(job.service)
-        removed = []
-        for version in self.workspace.installed(job.service):
-            if version != current:
-                installer.uninstall(job.service, version)
-                removed.append(version)
-        return removed
+        return run_job(job, installer, self.workspace)
 
     def _report(self, message: Any) -> None:
         try:
@@ -383,7 +335,7 @@ class DeploymentAgent(Actor):
             return False
         return True
 
-    def _detail(self, job: _Job, **extra: Any) -> dict[str, Any]:
+    def _detail(self, job: Job, **extra: Any) -> dict[str, Any]:
         detail: dict[str, Any] = {"job": job.kind, "service": job.service, "version": job.version,
                                   "queued": len(self._queue)}
         if job.resumed_from is not None:
@@ -411,15 +363,3 @@ class DeploymentAgent(Actor):
         if self._own_journal and self._journal is not None:
             self._journal.close()
 
-
-def _step_kind(text: str) -> str:
-    """The installer's progress text as one word: started, resuming, done, failed or progress."""
-    if text in ("started", "resuming after interruption"):
-        return "started"
-    if text.startswith("resuming "):
-        return "resuming"
-    if text == "done" or text.startswith("done: ") or text.endswith(" is already installed"):
-        return "done"
-    if text.startswith("failed: "):
-        return "failed"
-    return "progress"

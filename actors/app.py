@@ -77,18 +77,19 @@ from typing import Any
 
 import pykka
 
-from dsmt.actor import Origin, status_payload
+from dsmt.actor import Origin, status_payload, tell
 from dsmt.errors import SupervisorError
 from dsmt.event import STATUS
 from dsmt.supervisor import Supervisor
 
+from actors._app_instances import instance_rows
+from actors._app_watch import Probe, UpgradeWatch, WindowEnd
 from actors.deploy import journal as j
 from actors.deploy.manifest import Manifest
 from actors.messages import Assign, GaveUp, Installed, Rollback, Undeploy, Undeployed
 from actors.plan import Placement, Service
-from actors.process.health import HealthMonitor, HealthResult
-from actors.service import (health_check, health_policy, instance_count, journaled, ports_for,
-                            resolved_health, service_spec, stop_settings)
+from actors.service import (instance_count, journaled, ports_for, resolved_health, service_spec,
+                            stop_settings)
 from actors.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -97,18 +98,6 @@ log = logging.getLogger(__name__)
 STARTING, RUNNING, UPGRADING, ROLLING_BACK, FATAL, STOPPED = (
     "starting", "running", "upgrading", "rolling-back", "fatal", "stopped")
 ASK_TIMEOUT = 2.0
-
-
-@dataclass
-class _Watch:
-    """The health window of an upgrade: which instances passed, the timer, the probes."""
-
-    token: int
-    previous: str
-    monitors: list[HealthMonitor] = field(default_factory=list)
-    passed: set[int] = field(default_factory=set)
-    timer: Any = None
-    last: str = "no result yet"
 
 
 @dataclass
@@ -123,27 +112,13 @@ class _Service:
     state: str = STARTING
     reason: str | None = None
     rollback: str | None = None
-    watch: _Watch | None = None
+    watch: UpgradeWatch | None = None
     adopted: list[int] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {"version": self.version, "state": self.state, "reason": self.reason,
                 "ports": list(self.ports), "rollback": self.rollback,
                 "version_dir": str(self.version_dir), "adopted": list(self.adopted)}
-
-
-@dataclass(frozen=True)
-class _Probe:
-    service: str
-    token: int
-    instance: int
-    result: HealthResult
-
-
-@dataclass(frozen=True)
-class _WindowEnd:
-    service: str
-    token: int
 
 
 class AppSupervisor(Supervisor):
@@ -158,7 +133,8 @@ class AppSupervisor(Supervisor):
             journal = Workspace(Path(logs).parent).state_db
         super().__init__(origin, (), intensity=intensity, period=period, agent=agent,
                          health_window=health_window, logs=None if logs is None else str(logs),
-                         journal=None if journal is None else str(getattr(journal, "path", journal)),
+                         journal=None if journal is None
+                         else str(getattr(journal, "path", journal)),
                          **config)
         self.logs = None if logs is None else Path(logs)
         self.agent_path = agent
@@ -180,9 +156,9 @@ class AppSupervisor(Supervisor):
             return self._gave_up(message)
         if isinstance(message, Assign):
             return self._assign(message)
-        if isinstance(message, _Probe):
+        if isinstance(message, Probe):
             return self._probe(message)
-        if isinstance(message, _WindowEnd):
+        if isinstance(message, WindowEnd):
             return self._window_end(message)
         return super().on_receive(message)
 
@@ -205,35 +181,12 @@ class AppSupervisor(Supervisor):
         return {name: s.summary() for name, s in self._services.items()}
 
     def instances(self, service: str) -> list[dict[str, Any]]:
-        """The instances of ``service``: instance, pid, port, state, restarts (empty if none run)."""
+        """The instances of ``service``: instance, pid, port, state, restarts (empty if none)."""
         record = self._services.get(service)
         ref = self._service_ref(service)
         if record is None:
             return []
-        rows = {i: {"instance": i, "port": port, "pid": None, "state": None, "restarts": 0,
-                    "process_restarts": 0, "healthy": None, "adopted": False}
-                for i, port in enumerate(record.ports)}
-        if ref is None:
-            return list(rows.values())
-        try:
-            proxy = ref.proxy()
-            children = {c.id: c for c in proxy.which_children().get(timeout=ASK_TIMEOUT)}
-            records = {c["id"]: c for c in proxy.inspect_children().get(timeout=ASK_TIMEOUT)}
-        except (pykka.ActorDeadError, pykka.Timeout):
-            return list(rows.values())
-        for i, row in rows.items():
-            info, rec = children.get(i), records.get(i)
-            if rec is not None:
-                row.update(state=rec["state"], restarts=rec["restarts"])
-            if info is None or info.ref is None:
-                continue
-            try:
-                snap = info.ref.proxy().snapshot().get(timeout=ASK_TIMEOUT)
-            except (pykka.ActorDeadError, pykka.Timeout):
-                continue
-            row.update(pid=snap["pid"], state=snap["state"], process_restarts=snap["restarts"],
-                       healthy=snap["healthy"], adopted=snap["adopted"])
-        return list(rows.values())
+        return instance_rows(record.ports, ref, ASK_TIMEOUT)
 
     def inspect(self) -> dict[str, Any]:
         snapshot = super().inspect()
@@ -327,7 +280,7 @@ class AppSupervisor(Supervisor):
         if watch is not None:
             self._roll_back(record, watch.previous, f"gave up: {cause}")
 
-    def _probe(self, message: _Probe) -> None:
+    def _probe(self, message: Probe) -> None:
         record = self._services.get(message.service)
         watch = None if record is None else record.watch
         if watch is None or watch.token != message.token:
@@ -342,7 +295,7 @@ class AppSupervisor(Supervisor):
             # Failures before the first pass only mean "not up yet": the window decides those.
             self._roll_back(record, watch.previous, f"unhealthy: {watch.last}")
 
-    def _window_end(self, message: _WindowEnd) -> None:
+    def _window_end(self, message: WindowEnd) -> None:
         record = self._services.get(message.service)
         watch = None if record is None else record.watch
         if watch is None or watch.token != message.token:
@@ -357,19 +310,10 @@ class AppSupervisor(Supervisor):
     # --- upgrade watch (app thread) -----------------------------------------------------
 
     def _watch(self, record: _Service, previous: str) -> None:
-        watch = record.watch = _Watch(record.incarnation, previous)
-        ref, name, token = self.actor_ref, record.name, watch.token
+        record.watch = UpgradeWatch(record.incarnation, previous)
         health = resolved_health(record.plan, record.manifest)
-        if health is not None:
-            for index, port in enumerate(record.ports):
-                def deliver(result: HealthResult, index: int = index) -> None:
-                    _tell(ref, _Probe(name, token, index, result))
-                monitor = HealthMonitor(health_check(health, port, record.version_dir),
-                                        health_policy(health), deliver, clock=self.ctx.clock)
-                watch.monitors.append(monitor)
-                monitor.start(health.start_period)
-        watch.timer = self.ctx.clock.call_later(
-            self.health_window, lambda: _tell(ref, _WindowEnd(name, token)))
+        record.watch.start(self.actor_ref, record.name, health, record.ports, record.version_dir,
+                           self.health_window, self.ctx.clock)
 
     def _confirm(self, record: _Service) -> None:
         previous = record.watch.previous if record.watch else None
@@ -383,7 +327,7 @@ class AppSupervisor(Supervisor):
             record.state = ROLLING_BACK
         record.reason = f"rolling back to {previous}: {why}"
         agent = self.ctx.registry.get(self.agent_path)
-        told = agent is not None and _tell(agent, Rollback(record.name, why, record.version))
+        told = agent is not None and tell(agent, Rollback(record.name, why, record.version))
         if not told:
             log.error("%s: cannot ask %s to roll %s back: no agent", self.path, self.agent_path,
                       record.name)
@@ -392,12 +336,8 @@ class AppSupervisor(Supervisor):
 
     def _end_watch(self, record: _Service) -> None:
         watch, record.watch = record.watch, None
-        if watch is None:
-            return
-        for monitor in watch.monitors:
-            monitor.stop()
-        if watch.timer is not None:
-            watch.timer.cancel()
+        if watch is not None:
+            watch.stop()
 
     # --- helpers (app thread) -------------------------------------------------------------
 
@@ -444,10 +384,3 @@ def _how_it_runs(plan: Service) -> Service:
     """
     return dataclasses.replace(plan, replicas=0, placement=Placement(), scaling=None)
 
-
-def _tell(ref: Any, message: Any) -> bool:
-    try:
-        ref.tell(message)
-    except pykka.ActorDeadError:
-        return False
-    return True

@@ -52,7 +52,8 @@ def check_name(name: str, version: str) -> None:
     if not NAME_RE.match(name):
         raise ValueError(f"invalid package name {name!r} (lower-case letters, digits, . _ -)")
     if not VERSION_RE.match(version) or ".." in version:
-        raise ValueError(f"invalid version {version!r} (starts with a digit; letters, digits, . _ + -)")
+        raise ValueError(
+            f"invalid version {version!r} (starts with a digit; letters, digits, . _ + -)")
 
 
 @dataclass(frozen=True)

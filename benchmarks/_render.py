@@ -167,10 +167,12 @@ def restart(r: dict) -> str:
         speed = get(r, f"speedup_vs_dsmt.{name}", {})
         rows.append([
             name,
-            f"{num(get(res, 'to_new_pid_ms.median'), 1)} (p90 {num(get(res, 'to_new_pid_ms.p90'), 1)}, "
+            f"{num(get(res, 'to_new_pid_ms.median'), 1)} "
+            f"(p90 {num(get(res, 'to_new_pid_ms.p90'), 1)}, "
             f"{num(get(res, 'to_new_pid_ms.min'), 1)}–{num(get(res, 'to_new_pid_ms.max'), 1)})",
             f"{num(get(res, 'to_accepting_ms.median'), 1)} "
-            f"({num(get(res, 'to_accepting_ms.min'), 1)}–{num(get(res, 'to_accepting_ms.max'), 1)})",
+            f"({num(get(res, 'to_accepting_ms.min'), 1)}–"
+            f"{num(get(res, 'to_accepting_ms.max'), 1)})",
             "" if name.startswith("dsmt") else
             f"{num(speed.get('to_new_pid_ms'), 0)}× / {num(speed.get('to_accepting_ms'), 0)}×",
         ])

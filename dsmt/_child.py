@@ -113,7 +113,8 @@ def start_actor(child: Child, ctx: Context, parent: Any) -> bool | ExitReason:
         if outcome is None:
             kill(ref)
             ctx.registry.unregister(child.path, ref)
-            outcome = Error("TimeoutError", f"on_start did not return within {child.spec.start_timeout}s")
+            outcome = Error("TimeoutError",
+                            f"on_start did not return within {child.spec.start_timeout}s")
     child.move(EXITED, now(), str(outcome))
     return outcome
 

@@ -43,103 +43,32 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
-import traceback as _traceback
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Hashable, Mapping, Union
+from typing import Any, ClassVar, Hashable, Mapping
 
 import pykka
 
+from dsmt._exit import (
+    ERROR,
+    KILLED,
+    NORMAL,
+    SHUTDOWN,
+    ChildExit,
+    Error,
+    ExitReason,
+    Lifeline,
+    exit_kind,
+)
 from dsmt.context import Context, Publisher
 from dsmt.event import STATUS, Address
 from dsmt.states import COMPONENT, FAILED, TERMINATED, Machine
 
+__all__ = [
+    "ERROR", "KILLED", "NORMAL", "SHUTDOWN", "Actor", "ChildExit", "Error", "ExitReason",
+    "Lifeline", "Origin", "StateChanged", "exit_kind", "fail", "kill", "status_payload", "tell",
+]
+
 log = logging.getLogger(__name__)
-
-NORMAL = "normal"
-SHUTDOWN = "shutdown"
-KILLED = "killed"
-ERROR = "error"
-
-
-@dataclass(frozen=True, slots=True)
-class Error:
-    """An abnormal exit: the exception's type name, message and traceback text."""
-
-    type: str
-    message: str
-    traceback: str = ""
-
-    @classmethod
-    def from_exc_info(cls, exc_type: Any, exc: Any, tb: Any) -> Error:
-        name = getattr(exc_type, "__name__", str(exc_type))
-        text = "".join(_traceback.format_exception(exc_type, exc, tb)) if exc is not None else ""
-        return cls(name, str(exc), text)
-
-    def __str__(self) -> str:
-        return f"{self.type}: {self.message}" if self.message else self.type
-
-
-ExitReason = Union[str, Error]
-""":data:`NORMAL`, :data:`SHUTDOWN`, :data:`KILLED` or an :class:`Error`."""
-
-
-def exit_kind(reason: ExitReason) -> str:
-    """:data:`NORMAL`, :data:`SHUTDOWN` or :data:`ERROR` (killed counts as an error, as in OTP)."""
-    return reason if reason in (NORMAL, SHUTDOWN) else ERROR
-
-
-@dataclass(frozen=True, slots=True)
-class ChildExit:
-    """Told to the parent when a child actor's thread has finished."""
-
-    child_id: Hashable
-    ref: Any
-    reason: ExitReason
-
-
-class Lifeline:
-    """The handshake between a starting actor and whoever waits on it.
-
-    The actor marks it *started* once ``on_start`` returned and *exited* (with
-    its reason) as the very last thing its thread does. A supervisor waits on
-    it instead of on its own mailbox, which pykka cannot filter. Thread-safe.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._started = False
-        self._reason: ExitReason | None = None
-
-    def mark_started(self) -> None:
-        with self._cond:
-            self._started = True
-            self._cond.notify_all()
-
-    def mark_exited(self, reason: ExitReason) -> None:
-        with self._cond:
-            self._reason = reason
-            self._cond.notify_all()
-
-    def wait_started(self, timeout: float | None) -> bool | ExitReason | None:
-        """True once started; the exit reason if it exited first; None on timeout."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._started or self._reason is not None, timeout)
-            if self._started:
-                return True
-            return self._reason
-
-    def wait_exited(self, timeout: float | None) -> ExitReason | None:
-        """The exit reason once the actor's thread is done; None on timeout."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._reason is not None, timeout)
-            return self._reason
-
-    @property
-    def exited(self) -> ExitReason | None:
-        with self._cond:
-            return self._reason
-
 
 @dataclass(frozen=True)
 class Origin:
@@ -226,6 +155,15 @@ def fail(ref: Any, exc: Exception) -> None:
         pass
 
 
+def tell(ref: Any, message: Any) -> bool:
+    """``ref.tell(message)``; False (not an error) if the actor is already gone."""
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        return False
+    return True
+
+
 class Actor(pykka.ThreadingActor):
     """Base of every DSMT actor; start with ``MyActor.start(origin, **config)``."""
 
@@ -233,7 +171,8 @@ class Actor(pykka.ThreadingActor):
     emit_rate: ClassVar[float | None] = None
     managed: ClassVar[bool] = True
     # The state published when the thread ends, per exit kind, if the machine allows it.
-    exit_states: ClassVar[Mapping[str, str]] = {NORMAL: TERMINATED, SHUTDOWN: TERMINATED, ERROR: FAILED}
+    exit_states: ClassVar[Mapping[str, str]] = {
+        NORMAL: TERMINATED, SHUTDOWN: TERMINATED, ERROR: FAILED}
 
     def __init__(self, origin: Origin, **config: Any) -> None:
         """Runs in the starting thread; keep it to plain assignments."""

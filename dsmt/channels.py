@@ -39,7 +39,8 @@ ROOT = "/org/dsmt/ns/deployment/"
 EVERYTHING = "/"
 COMPONENT_PREFIX = "org.dsmt.component."
 
-_ALLOWED = frozenset(range(0x21, 0x2F)) | frozenset(range(0x30, 0x40)) | frozenset(range(0x41, 0x7F)) | frozenset(range(0x80, 0xFF))
+_ALLOWED = (frozenset(range(0x21, 0x2F)) | frozenset(range(0x30, 0x40))
+            | frozenset(range(0x41, 0x7F)) | frozenset(range(0x80, 0xFF)))
 _ALLOWED_STR = frozenset(chr(b) for b in _ALLOWED if b < 0x80)
 
 

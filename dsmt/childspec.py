@@ -115,11 +115,14 @@ def check_spec(spec: ChildSpec) -> None:
     if spec.type not in (WORKER, SUPERVISOR):
         raise SupervisorError("bad_spec", f"{spec.id!r}: type must be worker or supervisor")
     if not callable(spec.start):
-        raise SupervisorError("bad_spec", f"{spec.id!r}: start must be an actor class or a callable")
+        raise SupervisorError("bad_spec",
+                              f"{spec.id!r}: start must be an actor class or a callable")
     shutdown = spec.shutdown
     if not (shutdown is None or shutdown == BRUTAL_KILL
-            or (isinstance(shutdown, (int, float)) and not isinstance(shutdown, bool) and shutdown > 0)):
-        raise SupervisorError("bad_spec", f"{spec.id!r}: shutdown must be 'brutal_kill', seconds > 0 or None")
+            or (isinstance(shutdown, (int, float)) and not isinstance(shutdown, bool)
+                and shutdown > 0)):
+        raise SupervisorError("bad_spec",
+                              f"{spec.id!r}: shutdown must be 'brutal_kill', seconds > 0 or None")
     if spec.significant and spec.restart == PERMANENT:
         raise SupervisorError("bad_spec", f"{spec.id!r}: a permanent child cannot be significant")
     if "/" in str(spec.id) or not str(spec.id):
@@ -163,7 +166,9 @@ def check_in_supervisor(spec: ChildSpec, auto_shutdown: str) -> None:
 
 @dataclass(frozen=True)
 class ChildInfo:
-    """One row of ``which_children()`` (OTP: ``{Id, Child | restarting | undefined, Type, Modules}``).
+    """One row of ``which_children()``.
+
+    OTP's row is ``{Id, Child | restarting | undefined, Type, Modules}``.
 
     ``ref`` is None when no actor runs (OTP's ``undefined``); ``restarting``
     is True while a restart is pending (OTP's ``restarting``).

@@ -57,7 +57,8 @@ cache goes on in memory (commands keep being verified; only the restart
 protection is lost, and ``inspect()`` of the commander says so).
 
 Key files hold 32 random bytes as 64 hex digits and a newline, mode 0600;
-:func:`load_key` refuses a file that its group or others may read.
+:func:`load_key` refuses a file that its group or others may read (both
+key-file functions live in :mod:`dsmt._keyfile` and are imported from here).
 
 Stdlib only. A :class:`ReplayCache` is thread-safe, so it can outlive the
 actor that verifies with it (a restarted verifier keeps its predecessor's
@@ -72,10 +73,8 @@ import hmac
 import json
 import logging
 import math
-import os
 import secrets
 import sqlite3
-import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -83,13 +82,19 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from dsmt import channels
+from dsmt._keyfile import KEY_BYTES, MIN_KEY_BYTES, KeyFileError, load_key, write_key
 from dsmt.errors import ChannelError, DsmtError
+
+__all__ = [
+    "ALL", "FIELDS", "FORGED", "KEY_BYTES", "MALFORMED", "MAX_AGE", "MIN_KEY_BYTES", "NONCE_HEX",
+    "NO_KEY", "OVERLOADED", "REASONS", "REPLAYED", "REPLAY_CAPACITY", "STALE", "UNSIGNED",
+    "WRONG_SLICE", "Body", "CommandRejected", "KeyFileError", "ReplayCache", "canonical",
+    "load_key", "new_body", "parse", "seal", "sign", "verify", "write_key",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_AGE = 30.0
-KEY_BYTES = 32
-MIN_KEY_BYTES = 16
 NONCE_HEX = 32
 REPLAY_CAPACITY = 100_000
 ALL = "*"
@@ -120,10 +125,6 @@ class CommandRejected(DsmtError):
         self.reason = reason
         self.detail = detail
         self.request = request
-
-
-class KeyFileError(DsmtError):
-    """A slice key file cannot be written or read safely; names the file and what is wrong."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,59 +346,6 @@ def verify(key: bytes | None, signed: Any, *, slice: str, now: float,
             exc.request = body.request
             raise
     return body
-
-
-# --- key files ----------------------------------------------------------------------
-
-
-def write_key(path: str | os.PathLike[str], *, force: bool = False) -> bytes:
-    """Write a new random slice key to ``path`` (mode 0600); return it.
-
-    Refuses (KeyFileError) to replace an existing file unless ``force``; a
-    forced write replaces the file atomically, so a reader never sees half
-    a key.
-    """
-    path = Path(path)
-    key = secrets.token_bytes(KEY_BYTES)
-    data = (key.hex() + "\n").encode()
-    if path.exists() and not force:
-        raise KeyFileError(f"{path}: exists; use --force to replace the slice key")
-    target = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp") if force else path
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-            os.fchmod(fd, 0o600)  # the umask cannot widen it, but make it exact
-        finally:
-            os.close(fd)
-        if force:
-            os.replace(target, path)
-    except FileExistsError:
-        raise KeyFileError(f"{path}: exists; use --force to replace the slice key") from None
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot write the slice key: {exc.strerror}") from None
-    return key
-
-
-def load_key(path: str | os.PathLike[str]) -> bytes:
-    """The slice key in ``path``; KeyFileError if unreadable, not private, or not a key."""
-    path = Path(path)
-    try:
-        info = path.stat()
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"{path}: cannot read the slice key: {exc}") from None
-    mode = stat.S_IMODE(info.st_mode)
-    if mode & 0o077:
-        raise KeyFileError(f"{path}: readable by group or others (mode {mode:04o}); "
-                           f"run: chmod 600 {path}")
-    try:
-        key = bytes.fromhex(text.strip())
-    except ValueError:
-        raise KeyFileError(f"{path}: not a hex key (see `dsmt keys init`)") from None
-    if len(key) < MIN_KEY_BYTES:
-        raise KeyFileError(f"{path}: key too short ({len(key)} bytes, need {MIN_KEY_BYTES})")
-    return key
 
 
 # --- internals --------------------------------------------------------------------

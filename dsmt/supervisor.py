@@ -138,7 +138,8 @@ class Supervisor(Actor):
 
     def on_receive(self, message: Any) -> Any:
         if self._closing and isinstance(message, (ChildExit, TryAgain)):
-            return None  # given up or shutting down: messages queued before the stop restart nothing
+            # Given up or shutting down: messages queued before the stop restart nothing.
+            return None
         if isinstance(message, ChildExit):
             return self._child_exited(message)
         if isinstance(message, TryAgain):
@@ -159,7 +160,8 @@ class Supervisor(Actor):
         """
         if self.strategy == SIMPLE_ONE_FOR_ONE:
             if spec is not None:
-                raise SupervisorError("bad_spec", "simple_one_for_one children come from its template")
+                raise SupervisorError("bad_spec",
+                                      "simple_one_for_one children come from its template")
             child = self._add(self._specs[0].with_id(next(self._dynamic_ids)), kwargs)
         else:
             if spec is None or kwargs:

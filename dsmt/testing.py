@@ -213,7 +213,8 @@ def stop_all(registry: Registry, timeout: float = 10.0) -> None:
     while len(registry):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise WaitTimeout(f"actors still registered after {timeout}s: {sorted(registry.list())}")
+            raise WaitTimeout(
+                f"actors still registered after {timeout}s: {sorted(registry.list())}")
         path, ref = min(registry.list().items(), key=lambda item: item[0].count("/"))
         try:
             ref.stop(block=True, timeout=remaining)

@@ -31,7 +31,8 @@ def _modules():
             yield package, path
 
 
-@pytest.mark.parametrize("package,path", list(_modules()), ids=lambda v: str(v).replace(str(ROOT), ""))
+@pytest.mark.parametrize("package,path", list(_modules()),
+                         ids=lambda v: str(v).replace(str(ROOT), ""))
 def test_module_respects_the_import_direction(package, path):
     relative = path.relative_to(ROOT).as_posix()
     if relative.startswith(COMPOSITION_ROOT):

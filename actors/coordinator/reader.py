@@ -19,9 +19,7 @@ import logging
 import threading
 from typing import Any
 
-import pykka
-
-from dsmt.actor import fail
+from dsmt.actor import fail, tell
 from dsmt.event import Event
 
 log = logging.getLogger(__name__)
@@ -92,12 +90,3 @@ class HubReader:
             fail(self.ref, RuntimeError(f"hub reader: {exc}"))
         finally:
             sub.close()
-
-
-def tell(ref: Any, message: Any) -> bool:
-    """``ref.tell(message)``; False (not an error) if the actor is already gone."""
-    try:
-        ref.tell(message)
-    except pykka.ActorDeadError:
-        return False
-    return True

@@ -55,7 +55,8 @@ def rollback(ws: Workspace, name: str) -> str:
 def uninstall(ws: Workspace, name: str, version: str) -> None:
     """Remove an installed, non-active version (its directory and archive)."""
     if ws.current(name) == version:
-        raise DeployError("uninstall", f"{name} {version} is the active version; activate another first")
+        raise DeployError("uninstall",
+                          f"{name} {version} is the active version; activate another first")
     if ws.previous(name) == version:
         ws.previous_link(name).unlink(missing_ok=True)
     path = ws.version_dir(name, version)

@@ -49,7 +49,8 @@ def run_step(
                 start_new_session=True,
             )
         except OSError as exc:
-            raise InstallError(what, 127, f"cannot start {argv[0]!r}: {exc.strerror}", log) from None
+            raise InstallError(what, 127, f"cannot start {argv[0]!r}: {exc.strerror}",
+                               log) from None
         try:
             returncode = proc.wait(timeout)
         except subprocess.TimeoutExpired:

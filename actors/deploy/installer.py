@@ -149,7 +149,8 @@ class Installer:
         return self.journal.unfinished()
 
     # --- stages ----------------------------------------------------------------
-    def _check_resume(self, name: str, version: str, archive: Path, resume: str | None) -> str | None:
+    def _check_resume(self, name: str, version: str, archive: Path,
+                      resume: str | None) -> str | None:
         """Move the resume point back when the disk no longer holds what a done stage made."""
         order = j.STAGES.index
         claimed = resume
@@ -229,7 +230,8 @@ class Installer:
             step = done * 10 // total if total else done // _MiB
             if step != shown[0]:
                 shown[0] = step
-                self._progress(j.FETCH, f"{_size(done)} of {_size(total)}" if total else _size(done))
+                self._progress(j.FETCH,
+                               f"{_size(done)} of {_size(total)}" if total else _size(done))
 
         return report
 

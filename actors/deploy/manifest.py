@@ -205,4 +205,5 @@ def check_matches(manifest: Manifest, name: str, version: str) -> None:
     """Raise ConfigError unless the manifest describes package ``name`` at ``version``."""
     for key, want, got in (("name", name, manifest.name), ("version", version, manifest.version)):
         if want != got:
-            raise ConfigError(manifest.source or FILENAME, key, f"is {got!r}, the plan asks for {want!r}")
+            raise ConfigError(manifest.source or FILENAME, key,
+                              f"is {got!r}, the plan asks for {want!r}")

@@ -109,7 +109,8 @@ class _Extractor:
                 try:
                     self.extract(member)
                 except OSError as exc:
-                    raise self.refuse(member.name, f"cannot extract: {exc.strerror or exc}") from None
+                    raise self.refuse(member.name,
+                                      f"cannot extract: {exc.strerror or exc}") from None
         # What the readers raise on a corrupt or unsupported archive, found by
         # fuzzing: gzip.BadGzipFile and a bad seek are OSError, a zip name flagged
         # UTF-8 that is not is UnicodeDecodeError, unknown zip versions or

@@ -47,7 +47,8 @@ def stop(
     if handle.alive:
         signal_group(handle.pgid, signal)
         if handle.alive and grace is not None:
-            timer = clock.call_later(grace, lambda: handle.alive and signal_group(handle.pgid, _signal.SIGKILL))
+            timer = clock.call_later(
+                grace, lambda: handle.alive and signal_group(handle.pgid, _signal.SIGKILL))
 
     def leader_exited(done: Future[ExitStatus]) -> None:
         if timer is not None:

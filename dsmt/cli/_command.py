@@ -1,4 +1,4 @@
-"""What the operator commands share: the slice key, ``SLIVER:PATH`` targets, a view, a signed command.
+"""What the operator commands share: slice key, ``SLIVER:PATH`` targets, a view, a signed command.
 
 The key that signs commands is ``--key-file``, by default ``slice.key`` in
 the folder of the slice ``dsmt up`` runs (``dir`` in ``$DSMT_HOME/up.json``).

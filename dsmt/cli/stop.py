@@ -19,4 +19,5 @@ from __future__ import annotations
 
 from dsmt.cli import _command
 
-command = _command.path_command("stop", "Stop the actor at SLIVER:PATH (its supervisor terminates it).")
+command = _command.path_command(
+    "stop", "Stop the actor at SLIVER:PATH (its supervisor terminates it).")

@@ -8,9 +8,10 @@ Usage::
 The tree comes from the slivers' status events (every actor publishes one;
 its ``path`` places it), collected for ``--wait`` seconds after a resync.
 The restart counters come from the supervisors: every actor with children
-(the sliver's root included) gets a signed ``inspect``, all sent at once; each child record there gives its restarts,
-its supervisor's restarts left in the intensity window, and the time of a
-pending restart (backoff). Printed as a rich tree, one per sliver.
+(the sliver's root included) gets a signed ``inspect``, all sent at once;
+each child record there gives its restarts, its supervisor's restarts left
+in the intensity window, and the time of a pending restart (backoff).
+Printed as a rich tree, one per sliver.
 
 ``--json`` prints a list with one root node per sliver; every node is::
 

@@ -59,7 +59,8 @@ class Boundaries:
         self._cuts = [m.end() - base for m in _CUT.finditer(buf, base if opened < 0 else opened)
                       if m.end() > base]
 
-    def ended(self, begin: int, at: int, stanzas: list[etree._Element]) -> list[bytes | None] | None:
+    def ended(self, begin: int, at: int,
+              stanzas: list[etree._Element]) -> list[bytes | None] | None:
         """The bytes of ``stanzas``, which ended in the piece fed from data offset ``begin``
         to ``at`` (not empty). Each is None where not certain; all are None if none is.
         """

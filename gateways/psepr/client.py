@@ -20,8 +20,9 @@ pause (default 1 s) after each failure; a refused login is logged and the
 next router is tried. With ``reconnect_max`` the pause doubles after each
 failure up to that many seconds, and is back to ``reconnect_pause`` once a
 login succeeds (exponential backoff; without it the pause is constant).
-After every (re)connection all leases are requested again. Events published while disconnected wait in a bounded buffer
-(``buffer`` events, oldest dropped and counted).
+After every (re)connection all leases are requested again. Events
+published while disconnected wait in a bounded buffer (``buffer`` events,
+oldest dropped and counted).
 
 Leases follow :mod:`gateways.psepr.lease_machine`: renewed at 80 % of the
 granted time, an unanswered request retried after 20 s, at most 10 tries
@@ -46,7 +47,13 @@ from dsmt.errors import DsmtError
 from dsmt.event import LEASE, Address, Event, Sequencer
 
 from gateways.psepr import lease_machine as lm
-from gateways.psepr import inbound, stream
+from gateways.psepr import stream
+from gateways.psepr._client_protocol import ClientProtocol, LoginRefused
+
+__all__ = [
+    "Client", "Subscription", "LoginRefused", "REGISTRY",
+    "CONNECTING", "CONNECTED", "DISCONNECTED", "CLOSED",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +64,6 @@ CONNECTING = "connecting"
 CONNECTED = "connected"
 DISCONNECTED = "disconnected"
 CLOSED = "closed"
-
-
-class LoginRefused(DsmtError):
-    """The router refused the service name or password (401)."""
 
 
 @dataclass
@@ -118,7 +121,7 @@ class Client:
         self._on_state = on_state
         self._subs: dict[str, Subscription] = {}
         self._pending: collections.deque[Event] = collections.deque(maxlen=buffer)
-        self._proto: _Protocol | None = None
+        self._proto: ClientProtocol | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._connected = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -215,7 +218,7 @@ class Client:
                 self._proto = None
                 try:
                     _, proto = await asyncio.wait_for(loop.create_connection(
-                        lambda: _Protocol(self, host), host, port, ssl=self._ssl), 10.0)
+                        lambda: ClientProtocol(self, host), host, port, ssl=self._ssl), 10.0)
                     self._proto = proto
                     await asyncio.wait_for(proto.logged_in, 10.0)
                 except (OSError, asyncio.TimeoutError, DsmtError, ConnectionError) as exc:
@@ -350,87 +353,3 @@ class Client:
                 except Exception:
                     log.exception("psepr client %s: callback of lease %s failed",
                                   self.address, sub.identifier)
-
-
-class _Protocol(asyncio.Protocol):
-    """One connection of a :class:`Client` to one router (loop thread only)."""
-
-    def __init__(self, client: Client, host: str) -> None:
-        self.client = client
-        self.host = host
-        loop = client._loop
-        self.logged_in: asyncio.Future = loop.create_future()
-        self.lost: asyncio.Future = loop.create_future()
-        self.transport: asyncio.Transport | None = None
-        self.registry = f"{REGISTRY}@{host}"
-        self._parser = inbound.StreamParser(max_stanza=client._max_stanza)
-        self._header = False
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        c = self.client
-        transport.write(stream.stream_header(to=self.host))
-        transport.write(stream.auth_set("auth-1", c.address.service, c._password,
-                                        c.address.instance))
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            for item in self._parser.feed(data):
-                self._handle(item)
-        except Exception as exc:
-            log.warning("psepr client %s: router %s: %s", self.client.address, self.host, exc)
-            if not self.logged_in.done():
-                self.logged_in.set_exception(exc)
-            self.close()
-
-    def _handle(self, item) -> None:
-        if isinstance(item, stream.StreamHeader):
-            self._header = True
-            self.registry = f"{REGISTRY}@{item.from_ or self.host}"
-        elif item is inbound.END:
-            self.close()
-        elif item.tag == stream.IQ and not self.logged_in.done():
-            if item.get("type") == "result":
-                self.logged_in.set_result(None)
-            else:
-                self.logged_in.set_exception(LoginRefused(
-                    f"router {self.host} refused {self.client.address.service}"))
-                self.close()
-        elif item.tag == stream.MESSAGE and item.get("type") == "error":
-            self.client._refused(item)
-        elif item.tag == stream.MESSAGE:
-            try:
-                event = stream.message_event(item)
-            except DsmtError as exc:
-                self.client.stats["bad_events"] += 1
-                log.info("psepr client %s: bad event dropped: %s", self.client.address, exc)
-                return
-            self.client._received(event)
-        elif item.tag == stream.STREAM_ERROR:
-            log.warning("psepr client %s: stream error from %s: %s", self.client.address,
-                        self.host, stream.parse_stream_error(item))
-
-    def send_event(self, event: Event) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        try:
-            data = stream.message_stanza(event, to=self.registry)
-        except DsmtError:
-            log.exception("psepr client %s: cannot encode event", self.client.address)
-            return
-        self.client.stats["sent"] += 1
-        self.transport.write(data)
-
-    def close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            try:
-                self.transport.write(stream.STREAM_END)
-            except Exception:
-                pass
-            self.transport.close()
-
-    def connection_lost(self, exc) -> None:
-        if not self.logged_in.done():
-            self.logged_in.set_exception(ConnectionError("connection closed during login"))
-        if not self.lost.done():
-            self.lost.set_result(None)

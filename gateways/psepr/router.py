@@ -48,7 +48,8 @@ reports (``router_wait_cores``) next to the latency.
 
 Threads: a :class:`Router` lives in one event loop; every method runs in
 it. :class:`RouterThread` runs one in a thread of its own (tests, benchmarks,
-embedding); :func:`serve` runs one until cancelled (``dsmt router``).
+embedding); :func:`serve` runs one until cancelled (``dsmt router``). Both
+live in :mod:`gateways.psepr._router_thread` and are imported from here.
 """
 
 from __future__ import annotations
@@ -57,7 +58,6 @@ import asyncio
 import collections
 import logging
 import ssl
-import threading
 from typing import Callable
 
 from lxml import etree
@@ -71,6 +71,9 @@ from gateways.psepr.connection import Connection
 from gateways.psepr.leases import Lease, LeaseTable, grant_duration
 from gateways.psepr.mesh import Mesh
 from gateways.psepr.routes import RouteIndex
+from gateways.psepr._router_thread import RouterThread, serve
+
+__all__ = ["REGISTRY", "SERVER_CHANNELS", "Router", "RouterThread", "serve", "server_ssl_context"]
 
 log = logging.getLogger(__name__)
 
@@ -345,76 +348,3 @@ def server_ssl_context(config: RouterConfig) -> ssl.SSLContext | None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(config.tls.cert, config.tls.key)
     return context
-
-
-class RouterThread:
-    """A router running in its own thread and event loop (tests, benchmarks, embedding).
-
-    ``start()`` returns once the listeners are bound (``address`` is known)
-    and raises what the router's start raised. ``call(fn)`` runs ``fn()`` in
-    the router's loop and returns its result. ``stop()`` is idempotent.
-    """
-
-    def __init__(self, config: RouterConfig) -> None:
-        self.router = Router(config)
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name=f"router-{config.name}",
-                                        daemon=True)
-        self._started = threading.Event()
-        self._error: BaseException | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.router.address
-
-    @property
-    def mesh_address(self) -> tuple[str, int] | None:
-        return self.router.mesh_address
-
-    def start(self, timeout: float = 10.0) -> "RouterThread":
-        self._thread.start()
-        if not self._started.wait(timeout):
-            raise TimeoutError("router did not start")
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self.router.start())
-        except BaseException as exc:
-            self._error = exc
-            self._started.set()
-            return
-        self._started.set()
-        self.loop.run_forever()
-        self.loop.run_until_complete(self.router.stop())
-        self.loop.close()
-
-    def call(self, fn: Callable, timeout: float = 10.0):
-        future = asyncio.run_coroutine_threadsafe(_call(fn), self.loop)
-        return future.result(timeout)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._thread.is_alive() and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout)
-
-
-async def _call(fn: Callable):
-    return fn()
-
-
-async def serve(config: RouterConfig, ready: Callable[[Router], None] | None = None) -> None:
-    """Run a router until cancelled."""
-    router = Router(config)
-    await router.start()
-    if ready is not None:
-        ready(router)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await router.stop()
-
-

@@ -128,7 +128,8 @@ class Sliver:
 
     def wait_serving(self, name: str, version: str, count: int = 1,
                      exclude: set[int] = frozenset()) -> list[dict]:
-        """Wait until ``count`` instances of ``version`` run (pids not in ``exclude``) and answer."""
+        """Wait until ``count`` instances of ``version`` run (pids not in ``exclude``) and
+        answer."""
         def ready():
             summary = self.services().get(name)
             if summary is None or summary["version"] != version or summary["state"] != "running":

@@ -72,7 +72,8 @@ def test_an_always_crashing_service_goes_fatal_with_its_reason_and_nothing_else_
     assert still["pid"] == other["pid"] and get(still["port"]) == 200
     assert tree.instances("demo-app")[0]["pid"] is None
     app_status = tree.events.latest(tree.channel("app")).payload
-    assert app_status["state"] == "running" and app_status["services"]["demo-app"]["state"] == "fatal"
+    assert app_status["state"] == "running"
+    assert app_status["services"]["demo-app"]["state"] == "fatal"
 
 
 def test_an_upgrade_that_passes_its_health_window_replaces_the_old_version(sliver, package):

@@ -32,7 +32,8 @@ PAUSE = Command((sys.executable, "-c", "import signal; signal.pause()"))
 
 
 def left_running(workspace, journal, reaper, url, sha, version, port):
-    """What a killed node leaves: ``version`` installed, instance 0 serving on ``port``, journaled."""
+    """What a killed node leaves: ``version`` installed, instance 0 serving on ``port``,
+    journaled."""
     installed = Installer(workspace, journal).install(InstallRequest("demo-app", version, url, sha))
     plan = service("demo-app", url, sha, version)
     spec = service_spec(sliver="s1", plan=plan, manifest=installed.manifest,

@@ -1,4 +1,5 @@
-"""The container manager: workspace, limits on real children, cgroups, resource reports, deselect."""
+"""The container manager: workspace, limits on real children, cgroups, resource reports,
+deselect."""
 
 from __future__ import annotations
 
@@ -49,7 +50,10 @@ def reports(events, ctx) -> list[dict[str, Any]]:  # noqa: F811
 
 @pytest.fixture
 def spawn():
-    """Start ``python -c code`` in its own session and wait for its 'ready' line; killed at teardown."""
+    """Start ``python -c code`` in its own session and wait for its 'ready' line.
+
+    Killed at teardown.
+    """
     started: list[subprocess.Popen] = []
 
     def start(code: str) -> subprocess.Popen:
@@ -75,7 +79,8 @@ HUNGRY_GROUP = f"""
 import subprocess, sys, threading
 blob = b"x" * (32 * {MiB})
 threading.Thread(target=threading.Event().wait, daemon=True).start()
-child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                         stdin=subprocess.PIPE)
 print("ready", flush=True)
 sys.stdin.read()
 """
@@ -206,7 +211,8 @@ def test_controllers_not_offered_to_the_node_make_cgroups_unavailable_with_why(
 
 
 def test_a_cgroup_that_is_not_there_is_reported_unavailable_never_raised(tmp_path):
-    assert probe(tmp_path / "nowhere").status == f"unavailable: {tmp_path / 'nowhere'} is not a directory"
+    nowhere = tmp_path / "nowhere"
+    assert probe(nowhere).status == f"unavailable: {nowhere} is not a directory"
     mountinfo = tmp_path / "mountinfo"
     mountinfo.write_text("22 1 0:21 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n")
     cgroup = tmp_path / "cgroup"
@@ -281,7 +287,8 @@ def test_a_workspace_over_its_quota_is_reported_and_the_state_stays_installed(
     assert get(proxy.report_now())["reason"] is None
     status = events.latest(status_channel(ctx)).payload
     assert status["state"] == "installed" and status["reason"] is None
-    assert events.states(status_channel(ctx)) == ["installing", "installed", "installed", "installed"]
+    assert events.states(status_channel(ctx)) == [
+        "installing", "installed", "installed", "installed"]
 
 
 # --- deselect / select ----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Activation: an atomic `current` switch, rollback to `previous`, uninstall of what is not active."""
+"""Activation: an atomic `current` switch, rollback to `previous`, uninstall of what is not
+active."""
 
 from __future__ import annotations
 
@@ -100,7 +101,8 @@ def test_a_reader_never_sees_a_missing_or_half_switched_link(three):
         stop.set()
         reader.join(5)
     assert errors == [] and seen <= {"1.0", "2.0", "3.0"}
-    assert not [p for p in (three.root / "current").iterdir() if p.name != "app"], "no temp links left"
+    left = [p for p in (three.root / "current").iterdir() if p.name != "app"]
+    assert not left, "no temp links left"
 
 
 def test_uninstall_refuses_the_active_version(three):

@@ -47,7 +47,8 @@ def test_a_source_without_a_valid_sha256_is_refused_before_any_request(served, t
 def test_an_http_download_lands_whole(served, tmp_path):
     server, url = served
     seen = []
-    dest = fetch(url, tmp_path / "out.tar.gz", sha256=SHA, progress=lambda d, t: seen.append((d, t)))
+    dest = fetch(url, tmp_path / "out.tar.gz", sha256=SHA,
+                 progress=lambda d, t: seen.append((d, t)))
     assert dest.read_bytes() == DATA
     assert seen[-1] == (len(DATA), len(DATA))
     assert server.requests == [("/app-1.0.tar.gz", None)]
@@ -101,7 +102,8 @@ def test_retries_are_bounded(served, tmp_path):
 def test_a_missing_package_is_not_retried(http_server, tmp_path):
     delays = []
     with pytest.raises(FetchError, match="HTTP 404") as info:
-        fetch(http_server.url("nope.tar.gz"), tmp_path / "o.tar.gz", sha256=SHA, sleep=delays.append)
+        fetch(http_server.url("nope.tar.gz"), tmp_path / "o.tar.gz", sha256=SHA,
+              sleep=delays.append)
     assert info.value.url == http_server.url("nope.tar.gz")
     assert delays == [] and len(http_server.requests) == 1
 

@@ -27,7 +27,8 @@ def _alive(pid: int) -> bool:
 
 def test_a_successful_step_logs_its_output(tmp_path):
     log = tmp_path / "install.log"
-    run_step([sys.executable, "-c", "print('hello from install')"], cwd=tmp_path, log=log, timeout=10)
+    run_step([sys.executable, "-c", "print('hello from install')"], cwd=tmp_path, log=log,
+             timeout=10)
     text = log.read_text()
     assert "=== install command:" in text and "hello from install" in text
 
@@ -56,7 +57,8 @@ def test_a_step_that_runs_too_long_is_killed_with_its_whole_group(tmp_path):
 
 
 def test_a_step_that_ignores_sigterm_is_killed(tmp_path):
-    script = "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\nwhile True: signal.pause()"
+    script = ("import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+              "print('ready', flush=True)\nwhile True: signal.pause()")
     with pytest.raises(InstallError, match="timed out") as info:
         run_step([sys.executable, "-c", script], cwd=tmp_path, log=tmp_path / "l", timeout=0.5,
                  grace=0.2)

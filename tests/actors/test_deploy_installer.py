@@ -1,4 +1,5 @@
-"""The install pipeline: every failure is typed and leaves the active version active; crashes resume."""
+"""The install pipeline: every failure is typed and leaves the active version active; crashes
+resume."""
 
 from __future__ import annotations
 
@@ -173,7 +174,8 @@ def test_a_failing_install_script_reports_its_exit_code_and_output(v1, app_packa
 
 def test_an_install_script_that_hangs_is_killed_at_its_timeout(v1, app_package, make_manifest):
     archive, sha = app_package(
-        make_manifest(version="2.0", install=["sh", "-c", "echo waiting; exec sleep 60"], timeout=0.5))
+        make_manifest(version="2.0", install=["sh", "-c", "echo waiting; exec sleep 60"],
+                      timeout=0.5))
     with pytest.raises(InstallError, match="timed out") as info:
         v1.install(_request(archive, sha))
     assert info.value.returncode is None and "waiting" in info.value.tail
@@ -195,7 +197,8 @@ def test_a_package_that_is_not_what_the_plan_names_is_refused(v1, app_package, m
     assert v1.workspace.current("app") == "1.0"
 
 
-def test_a_request_without_sha256_is_refused_before_anything_is_recorded(v1, app_package, make_manifest):
+def test_a_request_without_sha256_is_refused_before_anything_is_recorded(v1, app_package,
+                                                                         make_manifest):
     archive, _ = app_package(make_manifest(version="2.0"))
     with pytest.raises(FetchError, match="sha256 is mandatory"):
         v1.install(_request(archive, None))
@@ -210,7 +213,8 @@ def test_an_unsafe_name_or_version_is_refused(v1):
 # --- resuming after a crash -------------------------------------------------------
 
 @pytest.mark.parametrize("stage", j.STAGES)
-def test_an_install_interrupted_in_any_stage_resumes_there(workspace, app_package, make_manifest, stage):
+def test_an_install_interrupted_in_any_stage_resumes_there(workspace, app_package, make_manifest,
+                                                           stage):
     archive, sha = app_package(make_manifest(version="1.0", install=["python", "-c", "pass"]))
     request = _request(archive, sha, version="1.0")
 
@@ -270,7 +274,8 @@ def test_a_corrupt_download_is_fetched_again_on_the_next_attempt(
     assert [r.attempts for r in journal.stages("app", "1.0")][:2] == [1, 1]
 
 
-def test_a_stale_archive_of_the_same_version_is_fetched_again(workspace, journal, app_package, make_manifest):
+def test_a_stale_archive_of_the_same_version_is_fetched_again(workspace, journal, app_package,
+                                                              make_manifest):
     (workspace.packages / "app-1.0.tar.gz").write_bytes(b"an older build of 1.0")
     archive, sha = app_package(make_manifest(version="1.0"))
     Installer(workspace, journal).install(_request(archive, sha, version="1.0"))
@@ -299,7 +304,8 @@ def test_install_without_activation_then_activate(v1, app_package, make_manifest
     assert v1.journal.resume_point("app", "2.0") is None
 
 
-def test_installing_an_installed_version_again_only_reactivates_it(v1, app_package, make_manifest, events):
+def test_installing_an_installed_version_again_only_reactivates_it(v1, app_package, make_manifest,
+                                                                   events):
     archive, sha = app_package(make_manifest(version="2.0"))
     v1.install(_request(archive, sha))
     v1.rollback("app")
@@ -324,7 +330,8 @@ def _wheel(tmp_path):
     path = tmp_path / "dsmt_probe-0.1-py3-none-any.whl"
     files = {
         "dsmt_probe/__init__.py": "VALUE = 42\n",
-        "dsmt_probe-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: dsmt-probe\nVersion: 0.1\n",
+        "dsmt_probe-0.1.dist-info/METADATA":
+            "Metadata-Version: 2.1\nName: dsmt-probe\nVersion: 0.1\n",
         "dsmt_probe-0.1.dist-info/WHEEL":
             "Wheel-Version: 1.0\nGenerator: dsmt-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
@@ -335,11 +342,14 @@ def _wheel(tmp_path):
     return path.read_bytes()
 
 
-def test_pip_requirements_go_into_the_versions_own_venv(installer, app_package, make_manifest, tmp_path):
+def test_pip_requirements_go_into_the_versions_own_venv(installer, app_package, make_manifest,
+                                                        tmp_path):
+    wheel = "wheels/dsmt_probe-0.1-py3-none-any.whl"
     manifest = make_manifest(
-        version="1.0", extra='requirements = ["./wheels/dsmt_probe-0.1-py3-none-any.whl"]',
-        install=["python", "-c", "import dsmt_probe, sys; assert dsmt_probe.VALUE == 42; print(sys.prefix)"])
-    archive, sha = app_package(manifest, {"wheels/dsmt_probe-0.1-py3-none-any.whl": _wheel(tmp_path)})
+        version="1.0", extra=f'requirements = ["./{wheel}"]',
+        install=["python", "-c",
+                 "import dsmt_probe, sys; assert dsmt_probe.VALUE == 42; print(sys.prefix)"])
+    archive, sha = app_package(manifest, {wheel: _wheel(tmp_path)})
     installed = installer.install(_request(archive, sha, version="1.0"))
     venv = installed.path / ".venv"
     assert list(venv.glob("lib/python*/site-packages/dsmt_probe/__init__.py"))
@@ -380,14 +390,16 @@ def test_an_agent_killed_during_install_resumes_in_a_new_process(
         workspace, app_package, make_manifest):
     archive, sha = app_package(make_manifest(version="1.0", install=["python", "install.py"]),
                                {"install.py": BLOCKING_INSTALL})
-    agent = subprocess.Popen([sys.executable, "-c", AGENT, str(workspace.root), archive.as_uri(), sha])
+    agent = subprocess.Popen([sys.executable, "-c", AGENT, str(workspace.root), archive.as_uri(),
+                              sha])
     pidfile = workspace.version_dir("app", "1.0") / "install.pid"
     try:
         wait_for(pidfile.exists, timeout=15, message="the install command to start")
     finally:
         agent.kill()
         agent.wait(5)
-    os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the orphaned install step, in its own session
+    # The orphaned install step, in its own session.
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)
     with Journal(workspace.state_db) as journal:
         [pending] = journal.unfinished()
         assert (pending.resume_at, pending.failed) == (j.INSTALL, False)

@@ -26,7 +26,8 @@ def db(tmp_path, clock):
 
 
 def test_the_database_runs_in_wal_mode(db, tmp_path):
-    assert sqlite3.connect(tmp_path / "state.db").execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    mode = sqlite3.connect(tmp_path / "state.db").execute("PRAGMA journal_mode").fetchone()
+    assert mode == ("wal",)
 
 
 def test_an_unknown_install_resumes_at_fetch(db):
@@ -129,6 +130,7 @@ def test_processes_are_recorded_listed_and_forgotten(db):
         ("db", "0", 99), ("web", "0", 4242), ("web", "1", 4243)]
     db.record_process("web", "0", 5000, 1700000009.0, "1.1")  # a restart replaces it
     [first, _] = db.processes("web")
-    assert (first.pid, first.started, first.version, first.recorded) == (5000, 1700000009.0, "1.1", 1000.0)
+    assert (first.pid, first.started, first.version, first.recorded) == (
+        5000, 1700000009.0, "1.1", 1000.0)
     db.forget_process("web", "0")
     assert [p.instance for p in db.processes("web")] == ["1"]

@@ -51,7 +51,8 @@ def test_a_full_manifest_becomes_frozen_dataclasses():
 
 def test_the_demo_app_manifest_is_valid():
     m = manifest.load(DEMO_DIR)
-    assert m.name == "demo-app" and m.health.kind == "http" and m.source == DEMO_DIR / "dsmt-app.toml"
+    assert m.name == "demo-app" and m.health.kind == "http"
+    assert m.source == DEMO_DIR / "dsmt-app.toml"
 
 
 @pytest.mark.parametrize("text,key,why", [
@@ -66,11 +67,13 @@ def test_the_demo_app_manifest_is_valid():
      "start.stop_signal", "unknown signal"),
     ('name = "web"\nversion = "1.0"\n[start]\ncommand=["x"]\n[health]\nkind="ping"',
      "health.kind", "one of tcp, http, command"),
-    ('name = "web"\nversion = "1.0"\n[start]\ncommand=["x"]\n[health]\nkind="tcp"\ninterval=1\ntimeout=2',
+    ('name = "web"\nversion = "1.0"\n[start]\ncommand=["x"]\n[health]\nkind="tcp"\n'
+     'interval=1\ntimeout=2',
      "health.timeout", "longer than interval"),
     ('name = "web"\nversion = "1.0"\n[start]\ncommand=["x"]\n[health]\nkind="command"',
      "health.command", "missing"),
-    ('name = "web"\nversion = "1.0"\n[start]\ncommand=["x"]\n[health]\nkind="tcp"\nfailure_threshold=0',
+    ('name = "web"\nversion = "1.0"\n[start]\ncommand=["x"]\n[health]\nkind="tcp"\n'
+     'failure_threshold=0',
      "health.failure_threshold", ">= 1"),
     ('name = "web"\nversion = "1.0"\n[start]\ncommand=["x"]\n[env]\nPORT = 8080',
      "env.PORT", "expected a string"),

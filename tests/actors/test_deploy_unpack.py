@@ -33,7 +33,8 @@ def _refused(archive, target, member, why, limits=UnpackLimits()):
 def test_a_tarball_with_one_top_directory_unpacks_to_its_content(tar_archive, target):
     archive = (tar_archive().dir("app-1.0/").file("app-1.0/dsmt-app.toml", b"name")
                .file("app-1.0/bin/run", b"#!/bin/sh\n", mode=0o4755)
-               .symlink("app-1.0/run", "bin/run").hardlink("app-1.0/copy", "app-1.0/bin/run").build())
+               .symlink("app-1.0/run", "bin/run").hardlink("app-1.0/copy", "app-1.0/bin/run")
+               .build())
     unpack(archive, target)
     assert (target / "dsmt-app.toml").read_bytes() == b"name"
     assert os.stat(target / "bin" / "run").st_mode & 0o7777 == 0o755, "set-uid bit dropped"

@@ -1,4 +1,5 @@
-"""Install monitors: re-emission every emit_rate, stalls reported and restarted, restarts survived."""
+"""Install monitors: re-emission every emit_rate, stalls reported and restarted, restarts
+survived."""
 
 from __future__ import annotations
 
@@ -81,7 +82,8 @@ def test_the_monitor_re_emits_the_components_state_every_emit_rate(
     assert emitted(events, ctx) == []
     advance(clock, tree, EMIT)
     [first] = emitted(events, ctx)
-    event = [e for e in events.on(ctx.layout.status("web", "s1")) if e.sender.service == "web-monitor"][0]
+    event = [e for e in events.on(ctx.layout.status("web", "s1"))
+             if e.sender.service == "web-monitor"][0]
     assert event.retain
     assert {k: first[k] for k in ("hostname", "component", "slice", "state", "managed", "emit-rate",
                                   "reason", "path", "attempt", "pid", "version", "monitor")} == {
@@ -126,7 +128,8 @@ def test_a_stalled_component_is_reported_failed_and_restarted_by_its_supervisor(
     assert (report["state"], report["reason"]) == ("failed", "stalled in initiated")
     second = tree.wait_restarted("web", first)
     assert second is not first
-    own = [e.payload for e in events.on(ctx.layout.status("web", "s1")) if e.sender.service == "web"]
+    own = [e.payload for e in events.on(ctx.layout.status("web", "s1"))
+           if e.sender.service == "web"]
     assert ("failed", "Stalled: stalled in initiated") in [(p["state"], p["reason"]) for p in own]
     following(tree, "initiated", attempt=2)
     advance(clock, tree, 60.0)
@@ -168,7 +171,8 @@ def test_the_monitor_survives_its_component_restarting_and_follows_the_new_one(
     assert seen["stalls"] == 0
     assert tree.ref_of("web-monitor") is monitor and monitor.is_alive()
     advance(clock, tree, EMIT)
-    assert (emitted(events, ctx)[-1]["state"], emitted(events, ctx)[-1]["attempt"]) == ("running", 2)
+    last = emitted(events, ctx)[-1]
+    assert (last["state"], last["attempt"]) == ("running", 2)
 
 
 def test_a_component_stuck_inside_a_handler_is_restarted_by_its_supervisor_after_kill_after(

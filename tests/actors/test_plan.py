@@ -67,7 +67,8 @@ def test_a_full_plan_parses_into_frozen_services_with_every_field():
     web = p.service("web")
     assert web.sha256 == SHA  # normalised to lower case
     assert web.command == ("python", "server.py") and web.replicas == 2 and web.port == 9000
-    assert (web.restart, web.strategy, web.intensity, web.period) == ("transient", "one_for_all", 2, 4)
+    assert (web.restart, web.strategy, web.intensity, web.period) == (
+        "transient", "one_for_all", 2, 4)
     assert web.stop_timeout == 3
     assert web.backoff == Backoff(min=0.1, max=2, factor=2.0, jitter=0, reset_after=30)
     assert web.health.kind == "http" and web.health.path == "/ready" and web.health.interval == 1
@@ -81,7 +82,8 @@ def test_a_full_plan_parses_into_frozen_services_with_every_field():
 def test_defaults_apply_to_a_minimal_service():
     db = plan.loads(FULL).service("db")
     assert db.replicas == plan.ALL and db.port == plan.AUTO and db.command is None
-    assert (db.restart, db.strategy, db.intensity, db.period) == ("permanent", "one_for_one", 5, 10.0)
+    assert (db.restart, db.strategy, db.intensity, db.period) == (
+        "permanent", "one_for_one", 5, 10.0)
     assert db.backoff is None and db.health is None and db.scaling is None and dict(db.env) == {}
 
 

@@ -95,7 +95,8 @@ def start_tree(ctx, specs, **flags):
 
 
 def actor_of(ref, child="web"):
-    return next(info.ref for info in ref.proxy().which_children().get(timeout=BOUND) if info.id == child)
+    return next(info.ref for info in ref.proxy().which_children().get(timeout=BOUND)
+                if info.id == child)
 
 
 def pid_of(actor):
@@ -131,7 +132,8 @@ def test_a_process_that_keeps_failing_to_start_ends_its_actor_with_an_error(ctx,
     failing = Command((sys.executable, "-c", "raise SystemExit(4)"))
     policy = ProcessPolicy(startsecs=1.0, startretries=1, backoff=FAST)
     ref, _ = start_tree(ctx, [process_spec("web", failing, policy, restart=TEMPORARY)])
-    wait_for(lambda: not ref.proxy().which_children().get(timeout=BOUND), BOUND, "the child to be gone")
+    wait_for(lambda: not ref.proxy().which_children().get(timeout=BOUND), BOUND,
+             "the child to be gone")
     # Then the supervisor publishes its own record of the deleted temporary child.
     assert events.states(status(ctx))[:4] == ["starting", "backoff", "starting", "fatal"]
     fatal = [e for e in events.on(status(ctx)) if e.payload["state"] == "fatal"][0]

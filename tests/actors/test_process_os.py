@@ -229,7 +229,8 @@ signal.pause()
 LEADER_EXITS_ON_TERM = """
 import os, signal, subprocess, sys
 child = subprocess.Popen([sys.executable, '-c',
-    'import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); signal.pause()'],
+    'import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); '
+    'print(1, flush=True); signal.pause()'],
     stdout=subprocess.PIPE)
 child.stdout.readline()
 print('grandchild', child.pid, flush=True)

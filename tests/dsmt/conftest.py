@@ -143,7 +143,8 @@ class Tree:
     def wait_restarted(self, child_id: Any, old: Any) -> Any:
         def fresh() -> Any:
             info = self.children().get(child_id)
-            if info is not None and info.ref is not None and info.ref is not old and info.state == "running":
+            if (info is not None and info.ref is not None and info.ref is not old
+                    and info.state == "running"):
                 return info.ref
             return None
         return wait_for(fresh, BOUND, f"{child_id!r} to be restarted")

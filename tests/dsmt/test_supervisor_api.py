@@ -39,7 +39,8 @@ def test_start_child_refuses_an_id_already_present_but_stopped(start_tree, journ
 
 def test_start_child_that_fails_reports_why_and_keeps_no_spec(start_tree, journal):
     tree = start_tree([])
-    refused = _refused(tree, "start_failed", "start_child", spec("x", journal, kwargs={"fail_start": True}))
+    refused = _refused(tree, "start_failed", "start_child",
+                       spec("x", journal, kwargs={"fail_start": True}))
     assert "cannot start" in str(refused.detail)
     assert tree.children() == {}
 
@@ -146,7 +147,8 @@ def test_inspect_shows_the_supervisor_and_each_child_record(start_tree, journal)
     assert view["config"]["strategy"] == "one_for_one" and view["restarts_left"] == 3
     (child,) = view["children"]
     assert child["id"] == "a" and child["path"] == "/s1/a" and child["state"] == "running"
-    assert child["restart"] == "permanent" and child["restarts"] == 0 and child["next_attempt"] is None
+    assert child["restart"] == "permanent" and child["restarts"] == 0
+    assert child["next_attempt"] is None
 
 
 def test_bad_flags_are_refused_before_anything_starts(ctx, journal):
@@ -163,7 +165,8 @@ def test_bad_flags_are_refused_before_anything_starts(ctx, journal):
 
 
 def test_bad_child_specs_are_refused(journal):
-    for fields in ({"restart": "sometimes"}, {"shutdown": 0}, {"shutdown": -1.0}, {"shutdown": "soon"}):
+    for fields in ({"restart": "sometimes"}, {"shutdown": 0}, {"shutdown": -1.0},
+                   {"shutdown": "soon"}):
         with pytest.raises(SupervisorError):
             spec("a", journal, **fields)
     with pytest.raises(SupervisorError):

@@ -20,7 +20,8 @@ def _crash(tree, child_id="a"):
     return ref
 
 
-def test_a_crashed_child_waits_in_backoff_with_next_attempt_and_restarts_left(start_tree, journal, clock):
+def test_a_crashed_child_waits_in_backoff_with_next_attempt_and_restarts_left(start_tree, journal,
+                                                                              clock):
     tree = start_tree([spec("a", journal, backoff=BACKOFF)], intensity=5, period=60.0)
     old = _crash(tree)
     record = tree.wait_state("a", "backoff")
@@ -70,7 +71,8 @@ def test_backoff_jitter_stays_within_its_fraction(start_tree, journal, clock):
     assert 7.5 <= delay <= 12.5 and delay != 10.0
 
 
-def test_the_backoff_state_is_published_on_the_child_channel(start_tree, journal, clock, events, ctx):
+def test_the_backoff_state_is_published_on_the_child_channel(start_tree, journal, clock, events,
+                                                             ctx):
     tree = start_tree([spec("a", journal, backoff=BACKOFF)], intensity=5, period=60.0)
     _crash(tree)
     tree.wait_state("a", "backoff")
@@ -134,7 +136,8 @@ def test_a_failing_restart_is_retried_by_the_supervisor_without_blocking_its_mai
     assert flaky.attempts == 3
 
 
-def test_a_failing_restart_without_backoff_is_retried_at_once_by_a_self_message(start_tree, journal):
+def test_a_failing_restart_without_backoff_is_retried_at_once_by_a_self_message(start_tree,
+                                                                                journal):
     flaky = _Flaky(journal)
     tree = start_tree([ChildSpec("a", flaky)], intensity=1000, period=60.0)
     flaky.broken.set()

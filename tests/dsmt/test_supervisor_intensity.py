@@ -27,7 +27,8 @@ def test_giving_up_stops_every_child_in_reverse_start_order(start_tree, journal)
     assert journal.paths("stop") == ["/s1/c", "/s1/a"]
 
 
-def test_restarts_spread_wider_than_the_period_never_reach_the_intensity(start_tree, journal, clock):
+def test_restarts_spread_wider_than_the_period_never_reach_the_intensity(start_tree, journal,
+                                                                        clock):
     tree = start_tree([spec("a", journal)], intensity=1, period=5.0)
     ref = tree.ref_of("a")
     for _ in range(5):
@@ -74,7 +75,8 @@ def test_intensity_reached_in_a_child_supervisor_escalates_to_its_parent(ctx, jo
     assert wait_for(w_ref, BOUND, "w under the new app") not in (first, second)
 
 
-def test_giving_up_is_published_on_the_supervisor_and_the_child_channels(start_tree, journal, events, ctx):
+def test_giving_up_is_published_on_the_supervisor_and_the_child_channels(start_tree, journal,
+                                                                         events, ctx):
     tree = start_tree([spec("a", journal)], intensity=0)
     tree.ref_of("a").tell("crash")
     tree.wait_exit()

@@ -31,7 +31,8 @@ COMES_BACK = {
     ("transient", "normal"): False, ("transient", "shutdown"): False, ("transient", "error"): True,
     ("temporary", "normal"): False, ("temporary", "shutdown"): False, ("temporary", "error"): False,
 }
-RESTARTED_WITH_B = {"one_for_one": ["b"], "one_for_all": ["a", "b", "c"], "rest_for_one": ["b", "c"]}
+RESTARTED_WITH_B = {"one_for_one": ["b"], "one_for_all": ["a", "b", "c"],
+                    "rest_for_one": ["b", "c"]}
 
 
 def _run(start_tree, journal, strategy, restart, reason):
@@ -112,7 +113,8 @@ def test_simple_one_for_one_restarts_a_dynamic_child_by_its_restart_type(
 
 @pytest.mark.parametrize("strategy", ["one_for_all", "rest_for_one"])
 def test_temporary_sibling_taken_down_by_a_restart_is_not_restarted(start_tree, journal, strategy):
-    tree = start_tree([spec("a", journal), spec("b", journal), spec("t", journal, restart="temporary")],
+    tree = start_tree([spec("a", journal), spec("b", journal),
+                       spec("t", journal, restart="temporary")],
                       strategy=strategy, intensity=3)
     b = tree.ref_of("b")
     temporary = tree.ref_of("t")

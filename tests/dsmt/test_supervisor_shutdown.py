@@ -18,7 +18,8 @@ def test_children_start_in_spec_order_and_stop_in_reverse(start_tree, journal):
     assert journal.paths("stop") == [f"/s1/{c}" for c in "edcba"]
 
 
-def test_stopping_a_supervisor_waits_for_its_children_before_it_is_gone(start_tree, journal, registry):
+def test_stopping_a_supervisor_waits_for_its_children_before_it_is_gone(start_tree, journal,
+                                                                        registry):
     tree = start_tree([spec(c, journal) for c in "ab"])
     tree.ref.stop(block=True, timeout=BOUND)
     assert tree.wait_exit() == "shutdown"

@@ -11,7 +11,8 @@ from tests.dsmt.conftest import spec
 
 
 def test_any_significant_shuts_down_when_one_significant_child_exits_normally(start_tree, journal):
-    tree = start_tree([spec("a", journal, restart="transient", significant=True), spec("b", journal)],
+    tree = start_tree([spec("a", journal, restart="transient", significant=True),
+                       spec("b", journal)],
                       auto_shutdown="any_significant")
     journal.clear()
     tree.ref_of("a").tell("exit_normal")
@@ -20,13 +21,15 @@ def test_any_significant_shuts_down_when_one_significant_child_exits_normally(st
 
 
 def test_any_significant_shuts_down_when_a_temporary_significant_child_crashes(start_tree, journal):
-    tree = start_tree([spec("a", journal, restart="temporary", significant=True), spec("b", journal)],
+    tree = start_tree([spec("a", journal, restart="temporary", significant=True),
+                       spec("b", journal)],
                       auto_shutdown="any_significant")
     tree.ref_of("a").tell("crash")
     assert tree.wait_exit() == "shutdown"
 
 
-def test_a_transient_significant_child_that_crashes_is_restarted_not_a_shutdown(start_tree, journal):
+def test_a_transient_significant_child_that_crashes_is_restarted_not_a_shutdown(start_tree,
+                                                                                journal):
     tree = start_tree([spec("a", journal, restart="transient", significant=True)],
                       auto_shutdown="any_significant", intensity=3)
     a = tree.ref_of("a")
@@ -47,7 +50,8 @@ def test_all_significant_shuts_down_only_when_the_last_significant_child_exits(s
 
 
 def test_terminating_a_significant_child_through_the_api_does_not_shut_down(start_tree, journal):
-    tree = start_tree([spec("a", journal, restart="transient", significant=True), spec("b", journal)],
+    tree = start_tree([spec("a", journal, restart="transient", significant=True),
+                       spec("b", journal)],
                       auto_shutdown="any_significant")
     tree.call("terminate_child", "a")
     assert tree.children()["a"].state == "stopped"
@@ -78,10 +82,12 @@ def test_a_significant_permanent_child_is_refused(journal):
 
 def test_a_significant_child_is_refused_when_auto_shutdown_is_never(ctx, journal):
     with pytest.raises(SupervisorError, match="auto_shutdown"):
-        Supervisor.start(Origin.root(ctx), [spec("a", journal, restart="transient", significant=True)])
+        Supervisor.start(Origin.root(ctx),
+                         [spec("a", journal, restart="transient", significant=True)])
 
 
-def test_a_significant_child_added_later_is_refused_when_auto_shutdown_is_never(start_tree, journal):
+def test_a_significant_child_added_later_is_refused_when_auto_shutdown_is_never(start_tree,
+                                                                                journal):
     tree = start_tree([])
     with pytest.raises(SupervisorError) as refused:
         tree.call("start_child", spec("a", journal, restart="transient", significant=True))

@@ -1,4 +1,5 @@
-"""A `dsmt node` killed with -9 and started again re-adopts its running app instead of duplicating it."""
+"""A `dsmt node` killed with -9 and started again re-adopts its running app instead of
+duplicating it."""
 
 from __future__ import annotations
 

@@ -241,6 +241,7 @@ def test_a_sliver_back_from_the_dead_is_live_again_in_every_coordinators_status(
                              for n in others),
                  timeout=10 * HEARTBEAT + 10,
                  message=lambda: f"{victim} live again in every coordinator's status: "
-                                 f"{ {n: (status(n).get('live'), status(n).get('dead')) for n in others} }")
+                                 + str({n: (status(n).get('live'), status(n).get('dead'))
+                                        for n in others}))
     finally:
         watcher.close()

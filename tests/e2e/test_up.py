@@ -1,4 +1,5 @@
-"""`dsmt up`: a router and slivers as processes, the demo plan running, nothing left after Ctrl-C."""
+"""`dsmt up`: a router and slivers as processes, the demo plan running, nothing left after
+Ctrl-C."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Fuzzed package archives: ``unpack`` makes the package or raises DeployError, writing nothing else.
+"""Fuzzed package archives: ``unpack`` makes the package or raises DeployError, writing
+nothing else.
 
 Archives (tar.gz and zip) are built in memory from random members -- hostile
 names, symlinks, hard links, devices, duplicates -- and then mutated byte by
