@@ -70,6 +70,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Origin:
     """Where an actor sits in the tree: its node context, path, parent and child id."""
