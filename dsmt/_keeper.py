@@ -65,6 +65,7 @@ from typing import Any, Callable
 import zmq
 
 from dsmt import channels, codec, snapshot
+from dsmt.clock import poll_ms
 from dsmt.errors import CodecError
 from dsmt.event import Address, Event, Sequencer
 
@@ -143,7 +144,7 @@ class Keeper:
         self._pub, self._router = pub, router
         deadline = time.monotonic() + timeout
         while True:  # until our own subscribe-to-everything comes back up
-            if not pub.poll(max(0.0, deadline - time.monotonic()) * 1000):
+            if not pub.poll(poll_ms(deadline - time.monotonic())):
                 raise TimeoutError(f"hub {self.name}: the keeper's stream did not come up")
             message = pub.recv()
             self._subscription(message, pub.getsockopt(zmq.RCVMORE))
@@ -168,8 +169,7 @@ class Keeper:
                                 next_check if self.store.unchecked else None) if t is not None]
             if self._pending:
                 wake.append(min(deadline for _, _, deadline in self._pending.values()))
-            timeout_ms = None if not wake else max(0.0, min(wake) - time.monotonic()) * 1000
-            ready = dict(poller.poll(timeout_ms))
+            ready = dict(poller.poll(poll_ms(min(wake) - time.monotonic() if wake else None)))
             if control in ready:
                 return
             now = time.monotonic()
@@ -234,38 +234,45 @@ class Keeper:
         keys, put = self._keys, self.store.put_unchecked
         recv, noblock, again = stream.recv, zmq.NOBLOCK, zmq.Again
         retained = codec.RETAINED
-        received = forwarded = 0  # added to the counters once per burst
+        counters = self.counters
+        # Fast-path events are counted (received and forwarded alike) once per burst;
+        # every other message is counted as received before it is handled, so that
+        # stats() read from another thread never sees it forwarded, dropped or taken
+        # back (the hub's own events) before it was received.
+        fast = 0
         head = None
         try:
-            for received in range(1, STREAM_BATCH + 1):
+            for read in range(1, STREAM_BATCH + 1):
                 if head is None:
                     try:
                         head = recv(noblock)
                     except again:
-                        received -= 1
-                        return received
+                        return read - 1
                 try:
                     body = recv(noblock)
                 except again:  # ZeroMQ delivers a message whole: this one had one frame
+                    counters["received"] += 1
                     self._bad("bad_frame_count", "a 1-frame message")
-                    return received
+                    return read
                 if body[:1] == b"/":  # head had no body after it: a 1-frame message
+                    counters["received"] += 1
                     self._bad("bad_frame_count", "a 1-frame message")
                     head = body
                     continue
                 key = keys.get(head)
                 if key is not None and body.startswith(retained) and body[-1] != 0xc0:
                     # The hot path: a retained event on a known channel, payload not nil.
-                    forwarded += 1
+                    fast += 1
                     self.stream_seq += 1
                     put(key, self.stream_seq, head, body)
                 else:
+                    counters["received"] += 1
                     self._event(head, body)
                 head = None
             return STREAM_BATCH
         finally:
-            self.counters["received"] += received
-            self.counters["forwarded"] += forwarded
+            counters["received"] += fast
+            counters["forwarded"] += fast
 
     def _event(self, channel: bytes, body: bytes) -> None:
         """Decode and handle one event the fast path does not take."""

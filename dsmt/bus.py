@@ -44,6 +44,7 @@ from typing import Any, Iterable, Iterator
 import zmq
 
 from dsmt import channels, codec, snapshot
+from dsmt.clock import poll_ms
 from dsmt.errors import CodecError
 from dsmt.event import Address, Event, Sequencer
 from dsmt.gaps import GapDetector, Report
@@ -153,7 +154,7 @@ class Publisher(_Owned):
             sock.setsockopt(zmq.XPUB_NODROP, 1)
             sock.sndtimeo = int(send_timeout * 1000)
             sock.connect(endpoint)
-            if not sock.poll(connect_timeout * 1000):
+            if not sock.poll(poll_ms(connect_timeout)):
                 raise TimeoutError(f"hub at {endpoint} did not answer within {connect_timeout}s")
             sock.recv()  # a subscription from the hub: it sees us
         except BaseException:
@@ -294,8 +295,8 @@ class Subscriber(_Owned):
                         self._poller.poll()
                         continue
                     deadline = time.monotonic() + timeout
-                wait = (deadline - time.monotonic()) * 1000
-                if wait <= 0 or not self._poller.poll(wait):
+                wait = deadline - time.monotonic()
+                if wait <= 0 or not self._poller.poll(poll_ms(wait)):
                     return None
                 continue
             try:
@@ -336,10 +337,10 @@ class Subscriber(_Owned):
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                wait = None if deadline is None else (deadline - time.monotonic()) * 1000
+                wait = None if deadline is None else deadline - time.monotonic()
                 if wait is not None and wait <= 0:
                     return None
-                sock.poll(wait)
+                sock.poll(poll_ms(wait))
                 continue
             try:
                 event = codec.decode(frames)
@@ -374,7 +375,7 @@ class Subscriber(_Owned):
             dealer.connect(endpoint)
             dealer.send_multipart(snapshot.encode_request(self._token, self._sync,
                                                           self.prefixes))
-            if not dealer.poll(max(0.0, deadline - time.monotonic()) * 1000):
+            if not dealer.poll(poll_ms(deadline - time.monotonic())):
                 raise TimeoutError(f"no snapshot reply from the hub at {endpoint}")
             snap = snapshot.parse_reply(dealer.recv_multipart(), self._token)
         finally:

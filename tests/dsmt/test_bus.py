@@ -9,6 +9,7 @@ import zmq
 
 from dsmt import codec
 from dsmt.bus import Bus
+from dsmt.clock import poll_ms
 from dsmt.errors import ChannelError, CodecError
 from dsmt.event import Address, Event, Sequencer
 from dsmt.gaps import EpochChange, Gap, GapDetector, Stale
@@ -28,6 +29,28 @@ def test_an_event_arrives_with_every_field_intact(bus):
         got = sub.recv(BOUND)
     assert got == sent
     assert pub.sent == 1 and pub.dropped == 0
+
+
+def test_a_receive_that_times_out_waits_in_whole_milliseconds_not_in_a_spin(bus, monkeypatch):
+    # pyzmq truncates a float poll timeout to whole milliseconds: recv() used to
+    # poll 0 ms over and over through the last millisecond of every timeout.
+    with bus.subscriber("/quiet/") as sub:
+        polls = []
+        real = sub._poller.poll
+
+        def counting(timeout=None):
+            polls.append(timeout)
+            return real(timeout)
+
+        monkeypatch.setattr(sub._poller, "poll", counting)
+        assert sub.recv(0.0505) is None
+    assert polls and all(isinstance(t, int) and t > 0 for t in polls), polls
+    assert len(polls) <= 3, polls
+
+
+def test_poll_ms_rounds_up_so_a_poll_never_returns_before_its_deadline():
+    assert [poll_ms(s) for s in (None, -1.0, 0.0, 0.0001, 0.001, 0.0505, 2.0)] == [
+        None, 0, 0, 1, 1, 51, 2000]
 
 
 def test_an_event_published_right_after_both_constructors_is_never_missed(bus):

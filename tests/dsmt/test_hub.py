@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import random
 import stat
+import threading
 
 import msgpack
 import pytest
 import zmq
 
 from dsmt import codec, snapshot
+from dsmt.bus import Bus
 from dsmt.errors import ConfigError
 from dsmt.event import Address, Sequencer
 from dsmt.hub import STATS_CHANNEL, Hub
@@ -265,3 +267,31 @@ def test_check_keeps_the_newest_good_value_and_reverts_a_bad_one_to_the_last_che
     store.put_unchecked("/a/", 6, b"/a/", codec.RETAINED + b"\xff")  # bad: back to a2 now
     assert len(store.check()) == 1
     assert sorted(codec.decode(f).payload for f in store.select(["/"])[0]) == ["a2", "b1"]
+
+
+def test_the_keeper_waits_between_the_bursts_of_a_trickle_instead_of_spinning(
+        zctx, tmp_path, monkeypatch):
+    # Under traffic the keeper reads the stream every 20 ms. Its poll timeout was a
+    # float of milliseconds, which pyzmq truncates: it polled 0 ms again and again
+    # through the last millisecond of each period (~1,500 polls a second, 5 % of a
+    # core per hub for a trickle of events).
+    polls = []
+    real = zmq.Poller.poll
+
+    def counting(self, timeout=None):
+        if threading.current_thread().name.endswith("-keeper"):
+            polls.append(timeout)
+        return real(self, timeout)
+
+    monkeypatch.setattr(zmq.Poller, "poll", counting)
+    with Hub(zctx, tmp_path / "run", stats_interval=None) as hub:
+        with Bus(zctx, hub.endpoints).publisher(Address("trickle")) as pub:
+            before = len(polls)
+            for i in range(1, 11):  # each one after the keeper took the last
+                pub.publish("/trickle/", "t", i, retain=True)
+                wait_for(lambda: hub.stats()["forwarded"] >= i, 20.0,
+                         lambda: f"stats: {hub.stats()}")
+            during = polls[before:]
+    # About three polls per 20 ms period; a spin made hundreds.
+    assert len(during) <= 100, f"{len(during)} polls for 10 events"
+    assert all(t is None or isinstance(t, int) for t in during), during
