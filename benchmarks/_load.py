@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks._router_process import ROOT
+from benchmarks._router_process import ROOT, stop
 
 PERIOD = 0.01  # seconds: a burst of SHARE * 10 ms every 10 ms
 
@@ -39,12 +39,7 @@ class BackgroundLoad:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc)
 
 
 def _spin(share: float) -> None:
