@@ -271,10 +271,10 @@ def test_check_keeps_the_newest_good_value_and_reverts_a_bad_one_to_the_last_che
 
 def test_the_keeper_waits_between_the_bursts_of_a_trickle_instead_of_spinning(
         zctx, tmp_path, monkeypatch):
-    # Under traffic the keeper reads the stream every 20 ms. Its poll timeout was a
-    # float of milliseconds, which pyzmq truncates: it polled 0 ms again and again
-    # through the last millisecond of each period (~1,500 polls a second, 5 % of a
-    # core per hub for a trickle of events).
+    # Under traffic the keeper reads the stream every STREAM_PERIOD (20 ms when this
+    # bug was found). Its poll timeout was a float of milliseconds, which pyzmq
+    # truncates: it polled 0 ms again and again through the last millisecond of each
+    # period (~1,500 polls a second, 5 % of a core per hub for a trickle of events).
     polls = []
     real = zmq.Poller.poll
 
@@ -292,6 +292,6 @@ def test_the_keeper_waits_between_the_bursts_of_a_trickle_instead_of_spinning(
                 wait_for(lambda: hub.stats()["forwarded"] >= i, 20.0,
                          lambda: f"stats: {hub.stats()}")
             during = polls[before:]
-    # About three polls per 20 ms period; a spin made hundreds.
+    # About three polls per period; a spin made hundreds.
     assert len(during) <= 100, f"{len(during)} polls for 10 events"
     assert all(t is None or isinstance(t, int) for t in during), during
