@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _hub_processes as processes
 from benchmarks import hub as bench
 
 ROLES = ("middle", "sub", "pub")
@@ -131,20 +132,21 @@ def _process(name: str, mode: str, tmp: str, events: int) -> None:
     bench_mode = mode if mode == "dsmt" else "baseline"
     if name == "middle":
         ready, stop = _FileEvent(folder / "middle.ready"), _FileEvent(folder / "stop")
-        target = bench._hub if mode == "dsmt" else bench._proxy
+        target = processes.run_hub if mode == "dsmt" else processes.run_proxy
         target(tmp, ready, stop, None, hwm)
     elif name == "sub":
         # Raw mode: the first probe the publisher sends through the proxy sets "synced".
-        bench._subscriber(bench_mode, bench._endpoints(tmp), _FileEvent(folder / "sub.ready"),
-                          _FileEvent(folder / "synced"), _Results(folder / "sub.json"), hwm)
+        processes.run_subscriber(bench_mode, processes.ipc_endpoints(tmp),
+                                 _FileEvent(folder / "sub.ready"), _FileEvent(folder / "synced"),
+                                 _Results(folder / "sub.json"), hwm)
         (folder / "sub.done").touch()
     else:
         synced = _FileEvent(folder / "synced")
         if mode == "dsmt":
             synced.set()  # the Bus handshakes make the DSMT pair ready by construction
-        bench._publisher(bench_mode, bench._endpoints(tmp), events, _FileEvent(folder / "go"),
-                         synced, _Results(folder / "pub.json"), _FileEvent(folder / "sub.done"),
-                         hwm)
+        processes.run_publisher(bench_mode, processes.ipc_endpoints(tmp), events,
+                                _FileEvent(folder / "go"), synced, _Results(folder / "pub.json"),
+                                _FileEvent(folder / "sub.done"), hwm)
 
 
 if __name__ == "__main__":

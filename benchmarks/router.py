@@ -44,6 +44,10 @@ says how busy it was):
   holding 10 leases each.
 
 ``lost_total`` counts events sent but not received (should be 0).
+
+This module runs the rounds and summarises them; the rounds themselves (the
+raw-socket publisher and subscriber, and how they time each event) are in
+:mod:`benchmarks._router_rounds`.
 """
 
 from __future__ import annotations
@@ -51,15 +55,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import selectors
 import socket
 import statistics
-import struct
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -67,15 +68,14 @@ from lxml import etree
 
 from benchmarks._load import BackgroundLoad
 from benchmarks._relay import RelayProcess
-from benchmarks._router_process import PASSWORD, CpuShare, RouterProcess
-from dsmt.event import ATTRIBUTE, LEASE, Address, Sequencer
+from benchmarks._router_process import RouterProcess
+from benchmarks._router_rounds import (
+    latency_round, login, relay_pair, router_pair, throughput_round,
+)
+from dsmt.event import ATTRIBUTE, Address, Sequencer
 from gateways.psepr import stream
 
 TARGET_RATE = 20000  # events/s (issue 3); latency is also measured at half of it
-END = b"</message>"
-_ID = re.compile(rb'd:id="([^"]+)"')
-# The kernel's receive time of the bytes read (Linux; socket has no name for it).
-SO_TIMESTAMPNS = 35 if sys.platform.startswith("linux") else None
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -105,16 +105,16 @@ def main(argv: list[str] | None = None) -> dict:
         for _ in range(args.rounds):
             # Interleaved, so that load from elsewhere hits both alike.
             baseline.append(_lxml_baseline(stanzas))
-            throughput.append(_throughput(router, stanzas, args.events))
+            throughput.append(throughput_round(router, stanzas, args.events))
         rate = statistics.median(r["events_per_s"] for r in throughput) / 2
         paced = _stanzas(int(rate * args.latency_seconds))
         target = _stanzas(int(TARGET_RATE / 2 * args.latency_seconds))
         for _ in range(args.rounds):
-            latency.append(_latency(router, _router_pair(router), paced, rate))
-            relay_latency.append(_latency(relay, _relay_pair(relay), paced, rate))
-            at_target.append(_latency(router, _router_pair(router), target, TARGET_RATE / 2))
+            latency.append(latency_round(router, router_pair(router), paced, rate))
+            relay_latency.append(latency_round(relay, relay_pair(relay), paced, rate))
+            at_target.append(latency_round(router, router_pair(router), target, TARGET_RATE / 2))
             relay_at_target.append(
-                _latency(relay, _relay_pair(relay), target, TARGET_RATE / 2))
+                latency_round(relay, relay_pair(relay), target, TARGET_RATE / 2))
         if args.background:
             result["under_load"] = _under_load(router, relay, target, args.background,
                                                args.rounds)
@@ -150,8 +150,8 @@ def _under_load(router: RouterProcess, relay: RelayProcess, stanzas: list[bytes]
     mine, relayed = [], []
     with BackgroundLoad(share):
         for _ in range(rounds):
-            mine.append(_latency(router, _router_pair(router), stanzas, TARGET_RATE / 2))
-            relayed.append(_latency(relay, _relay_pair(relay), stanzas, TARGET_RATE / 2))
+            mine.append(latency_round(router, router_pair(router), stanzas, TARGET_RATE / 2))
+            relayed.append(latency_round(relay, relay_pair(relay), stanzas, TARGET_RATE / 2))
     return {
         "what": f"latency at {TARGET_RATE // 2} events/s while another process spins "
                 f"{share} of every 10 ms (benchmarks._load); others_cpu_cores measures it",
@@ -210,170 +210,6 @@ def _lxml_baseline(stanzas: list[bytes]) -> float:
     return len(stanzas) / (time.perf_counter() - start)
 
 
-def _login(address, service: str, leases: list[str] = ()) -> socket.socket:
-    sock = socket.create_connection(address)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    seq = Sequencer(Address(service, "1"))
-    data = [stream.stream_header(to="bench"), stream.auth_set("a", service, PASSWORD, "1")]
-    for i, channel in enumerate(leases):
-        data.append(stream.message_stanza(seq.make(channel, LEASE, {
-            "op": "register", "identifier": f"l{i}", "duration": 600.0, "type": None}),
-            to="psepr_registry@bench"))
-    sock.sendall(b"".join(data))
-    return sock
-
-
-def _read_until(sock: socket.socket, marker: bytes, count: int, timeout: float = 30.0) -> bytes:
-    sock.settimeout(timeout)
-    buf = b""
-    while buf.count(marker) < count:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            raise ConnectionError("router closed the connection")
-        buf += chunk
-    return buf
-
-
-def _throughput(router: RouterProcess, stanzas: list[bytes], events: int) -> dict:
-    """One round at full speed: the publisher writes as fast as the router reads."""
-    sub = _login(router.address, "sub", ["/b/"])
-    _read_until(sub, b"<op>lease</op>", 1)
-    pub = _login(router.address, "pub")
-    _read_until(pub, b"type=\"result\"", 1)
-    rounds = -(-events // len(stanzas))
-    chunks = []
-    batch = 128
-    for _ in range(rounds):
-        for i in range(0, len(stanzas), batch):
-            chunks.append(b"".join(stanzas[i:i + batch]))
-    total = rounds * len(stanzas)
-    received = [0]
-    done = threading.Event()
-
-    def reader() -> None:
-        tail = b""
-        sub.settimeout(60)
-        while received[0] < total:
-            chunk = sub.recv(1 << 20)
-            if not chunk:
-                break
-            data = tail + chunk
-            received[0] += data.count(END)
-            tail = data[-(len(END) - 1):]
-        done.set()
-
-    thread = threading.Thread(target=reader, daemon=True)
-    cpu = router.cpu()
-    share = CpuShare(router).start()
-    start = time.perf_counter()
-    thread.start()
-    for chunk in chunks:
-        pub.sendall(chunk)
-    done.wait(120)
-    elapsed = time.perf_counter() - start
-    cpu = router.cpu() - cpu
-    contention = share.stop()
-    pub.close()
-    sub.close()
-    return {"events_per_s": received[0] / elapsed, "lost": total - received[0],
-            "router_cpu_us": cpu / max(received[0], 1) * 1e6, "contention": contention}
-
-
-def _router_pair(router: RouterProcess) -> tuple[socket.socket, socket.socket]:
-    """A subscriber holding a lease on ``/b/`` and a logged-in publisher."""
-    sub = _login(router.address, "sub", ["/b/"])
-    _read_until(sub, b"<op>lease</op>", 1)
-    pub = _login(router.address, "pub")
-    _read_until(pub, b"type=\"result\"", 1)
-    return pub, sub
-
-
-def _relay_pair(relay: RelayProcess) -> tuple[socket.socket, socket.socket]:
-    sub = relay.connect("sub")
-    return relay.connect("pub"), sub
-
-
-def _latency(served, pair: tuple[socket.socket, socket.socket], stanzas: list[bytes],
-             rate: float) -> dict:
-    """One round paced at ``rate``: latency of each event publisher -> ``served`` -> subscriber
-    (``served``: the router, or the relay baseline; ``pair``: publisher and subscriber)."""
-    n = len(stanzas)
-    ids = [_ID.search(s).group(1) for s in stanzas]
-    pub, sub = pair
-    sent: dict[bytes, float] = {}
-    got: dict[bytes, float] = {}
-    arrived: dict[bytes, float] = {}
-    done = threading.Event()
-    if SO_TIMESTAMPNS is not None:
-        sub.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-
-    def reader() -> None:
-        buf = b""
-        sub.settimeout(30)
-        while len(got) < n:
-            chunk, ancillary, _, _ = sub.recvmsg(1 << 20, 256)
-            now = time.time()  # the kernel's receive time is on the same (real-time) clock
-            if not chunk:
-                break
-            kernel = _received_at(ancillary)
-            buf += chunk
-            cut = buf.rfind(END)
-            if cut < 0:
-                continue
-            for match in _ID.finditer(buf, 0, cut):
-                got[match.group(1)] = now
-                if kernel is not None:
-                    arrived[match.group(1)] = kernel
-            buf = buf[cut + len(END):]
-        done.set()
-
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
-    cpu = served.cpu()
-    share = CpuShare(served).start()
-    start = time.time()
-    i = 0
-    while i < n:
-        due = min(n, int((time.time() - start) * rate) + 1)
-        if due > i:
-            now = time.time()
-            pub.sendall(b"".join(stanzas[i:due]))
-            for k in range(i, due):
-                sent[ids[k]] = now
-            i = due
-        else:
-            time.sleep(0.0002)
-    done.wait(60)
-    cpu = served.cpu() - cpu
-    contention = share.stop()
-    pub.close()
-    sub.close()
-    lat = sorted((got[k] - sent[k]) * 1000 for k in got if k in sent)
-    at_socket = sorted((arrived[k] - sent[k]) * 1000 for k in arrived if k in sent)
-    return {
-        "events": len(lat),
-        "lost": n - len(lat),
-        **_percentiles(lat),
-        "at_socket": _percentiles(at_socket) if len(at_socket) == len(lat) else None,
-        "router_cpu_us": cpu / max(len(lat), 1) * 1e6,
-        "contention": contention,
-    }
-
-
-def _percentiles(lat: list[float]) -> dict:
-    return {"p50_ms": statistics.median(lat), "p99_ms": lat[int(len(lat) * 0.99) - 1],
-            "max_ms": lat[-1]}
-
-
-def _received_at(ancillary) -> float | None:
-    """The kernel's receive time (UNIX seconds) in recvmsg's ancillary data, if there."""
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
-            seconds, nanoseconds = struct.unpack("qq", data[:16])
-            return seconds + nanoseconds * 1e-9
-    return None
-
-
 def _memory(router: RouterProcess, clients: int, leases: int) -> dict:
     """Router RSS idle, and with ``clients`` logged in holding ``leases`` leases each."""
     idle = router.ps.memory_info().rss
@@ -381,7 +217,7 @@ def _memory(router: RouterProcess, clients: int, leases: int) -> dict:
     counts: dict[socket.socket, int] = {}
     socks = []
     for c in range(clients):
-        sock = _login(router.address, "c", [f"/m/{c}/{k}/" for k in range(leases)])
+        sock = login(router.address, "c", [f"/m/{c}/{k}/" for k in range(leases)])
         sock.setblocking(False)
         sel.register(sock, selectors.EVENT_READ)
         counts[sock] = 0

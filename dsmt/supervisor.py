@@ -42,10 +42,13 @@ does not wait, forgets the child at once and frees its path; the old thread
 ends when its current handler returns, without ``on_stop``. A timeout that
 expires degrades to the same kill.
 
-The API runs in the supervisor's thread; call it through a proxy, e.g.
-``ref.proxy().start_child(spec).get(timeout=5)``. Refusals raise
-:class:`dsmt.errors.SupervisorError` in the caller (pykka returns exceptions
-of proxy calls to the caller and the supervisor lives on).
+The API (``start_child``, ``terminate_child``, ``restart_child``,
+``delete_child``, ``which_children``, ``count_children``: the mixin
+:class:`dsmt._child_api.ChildAPI`) runs in the supervisor's thread; call it
+through a proxy, e.g. ``ref.proxy().start_child(spec).get(timeout=5)``.
+Refusals raise :class:`dsmt.errors.SupervisorError` in the caller (pykka
+returns exceptions of proxy calls to the caller and the supervisor lives on).
+This module holds the life cycle, the restart decisions and the child records.
 """
 
 from __future__ import annotations
@@ -57,10 +60,11 @@ from typing import Any, Callable, Hashable, Sequence
 
 from dsmt import _restart
 from dsmt._child import Child, await_stop, publish_record, signal_stop, start_actor
+from dsmt._child_api import ChildAPI
 from dsmt._restart import TryAgain, backoff_delay, tell_quietly
 from dsmt.actor import NORMAL, SHUTDOWN, Actor, ChildExit, Error, ExitReason, Origin, exit_kind
-from dsmt.childspec import (NEVER, ONE_FOR_ONE, SIMPLE_ONE_FOR_ONE, SUPERVISOR, TEMPORARY,
-                            ChildInfo, ChildSpec, Counts, check_in_supervisor, check_supervisor)
+from dsmt.childspec import (NEVER, ONE_FOR_ONE, SIMPLE_ONE_FOR_ONE, TEMPORARY, ChildSpec,
+                            check_supervisor)
 from dsmt.errors import SupervisorError
 from dsmt.states import (BACKOFF, EXITED, FAILED, FATAL, INITIATED, INSTANTIATED, PROCESS,
                          REQUESTED, RUNNING, STOPPED, STOPPING, TERMINATED)
@@ -71,7 +75,7 @@ MAX_INTENSITY = "reached_max_restart_intensity"
 _PUBLISHED_FOR_CHILD = frozenset({BACKOFF, FATAL})  # states where no child actor can speak
 
 
-class Supervisor(Actor):
+class Supervisor(ChildAPI, Actor):
     """An OTP supervisor; start with ``Supervisor.start(origin, specs, strategy=..., ...)``."""
 
     is_supervisor = True
@@ -146,84 +150,7 @@ class Supervisor(Actor):
             return self._try_again(message)
         return super().on_receive(message)
 
-    # --- API (supervisor thread, through a proxy) ------------------------------
-
-    def start_child(self, spec: ChildSpec | None = None, **kwargs: Any) -> Any:
-        """Start and supervise a new child; returns its ref.
-
-        Static strategies take a :class:`ChildSpec`, appended last. A
-        simple_one_for_one supervisor takes no spec: ``kwargs`` are added to
-        its template spec's kwargs and the child id is the next integer.
-        Raises SupervisorError: ``already_started`` (detail: the ref),
-        ``already_present``, ``bad_spec``, or ``start_failed`` (detail: the exit
-        reason; the spec is not kept).
-        """
-        if self.strategy == SIMPLE_ONE_FOR_ONE:
-            if spec is not None:
-                raise SupervisorError("bad_spec",
-                                      "simple_one_for_one children come from its template")
-            child = self._add(self._specs[0].with_id(next(self._dynamic_ids)), kwargs)
-        else:
-            if spec is None or kwargs:
-                raise SupervisorError("bad_spec", "start_child needs a ChildSpec and nothing else")
-            check_in_supervisor(spec, self.auto_shutdown)
-            existing = self._children.get(spec.id)
-            if existing is not None:
-                if existing.alive:
-                    raise SupervisorError("already_started", existing.ref)
-                raise SupervisorError("already_present", spec.id)
-            child = self._add(spec)
-        outcome = self._start(child)
-        if outcome is not True:
-            del self._children[child.id]
-            raise SupervisorError("start_failed", outcome)
-        return child.ref
-
-    def terminate_child(self, child_id: Hashable) -> None:
-        """Stop a child (its spec is kept, except temporary and dynamic ones).
-
-        A simple_one_for_one supervisor accepts the child's ref or its id.
-        Cancels a pending restart. Raises SupervisorError ``not_found``.
-        """
-        child = self._find(child_id)
-        self._stop_children([child])
-        if child.spec.restart == TEMPORARY or self.strategy == SIMPLE_ONE_FOR_ONE:
-            del self._children[child.id]
-
-    def restart_child(self, child_id: Hashable) -> Any:
-        """Start a stopped child again from its spec; returns the new ref.
-
-        Raises SupervisorError ``running``, ``restarting``, ``not_found``,
-        ``simple_one_for_one`` or ``start_failed`` (the spec is kept).
-        """
-        child = self._static(child_id)
-        outcome = self._start(child)
-        if outcome is not True:
-            raise SupervisorError("start_failed", outcome)
-        return child.ref
-
-    def delete_child(self, child_id: Hashable) -> None:
-        """Forget the spec of a stopped child.
-
-        Raises SupervisorError ``running``, ``restarting``, ``not_found`` or
-        ``simple_one_for_one``.
-        """
-        child = self._static(child_id)
-        del self._children[child.id]
-
-    def which_children(self) -> list[ChildInfo]:
-        """Every child in start order (OTP's ``which_children``)."""
-        return [
-            ChildInfo(c.id, c.ref, c.spec.type, c.pending is not None, c.state)
-            for c in self._children.values()
-        ]
-
-    def count_children(self) -> Counts:
-        """How many specs, live actors, supervisors and workers (OTP's ``count_children``)."""
-        children = list(self._children.values())
-        supervisors = sum(1 for c in children if c.spec.type == SUPERVISOR)
-        return Counts(len(children), sum(1 for c in children if c.alive),
-                      supervisors, len(children) - supervisors)
+    # --- inspection (supervisor thread, through a proxy) -----------------------
 
     def inspect(self) -> dict[str, Any]:
         snapshot = super().inspect()
@@ -406,26 +333,3 @@ class Supervisor(Actor):
         if self.publisher is not None:
             left = self._window.left(self.ctx.clock.monotonic())
             publish_record(self.publisher, self.ctx, child, left, self.path)
-
-    def _find(self, key: Hashable) -> Child:
-        if self.strategy == SIMPLE_ONE_FOR_ONE and hasattr(key, "actor_urn"):
-            for child in self._children.values():
-                if child.ref is not None and child.ref.actor_urn == key.actor_urn:
-                    return child
-            raise SupervisorError("not_found", key)
-        child = self._children.get(key)
-        if child is None:
-            raise SupervisorError("not_found", key)
-        return child
-
-    def _static(self, child_id: Hashable) -> Child:
-        """A child that restart_child/delete_child may act on."""
-        if self.strategy == SIMPLE_ONE_FOR_ONE:
-            raise SupervisorError("simple_one_for_one", child_id)
-        child = self._find(child_id)
-        if child.alive:
-            raise SupervisorError("running", child_id)
-        if child.pending is not None:
-            raise SupervisorError("restarting", child_id)
-        return child
-

@@ -57,10 +57,10 @@ from dsmt.states import FAILED, INITIATED, INSTANTIATED, REQUESTED, RUNNING
 
 from actors import placement
 from actors.coordinator import beats
-from actors.coordinator.beats import Beater
+from actors.coordinator.beats import Beater, Tick
 from actors.coordinator.plans import PlanKeeper
 from actors.coordinator.quarantine import Quarantine
-from actors.coordinator.reader import HubReader, Seen, tell
+from actors.coordinator.reader import HubReader, Seen, start_reader, tell
 from actors.coordinator.scaler import Scaler
 from actors.messages import Assign, Deploy, PlanCommand, Undeploy
 from actors.metrics import MetricSampler
@@ -68,16 +68,6 @@ from actors.plan import Plan, Service
 from actors.world import WorldView
 
 log = logging.getLogger(__name__)
-
-
-class _Tick:
-    """The beater sent a beat ``late`` seconds after its schedule, at monotonic ``at``."""
-
-    __slots__ = ("late", "at")
-
-    def __init__(self, late: float, at: float) -> None:
-        self.late = late
-        self.at = at
 
 
 class Coordinator(Actor):
@@ -136,7 +126,7 @@ class Coordinator(Actor):
         self.change_state(INITIATED, plan_version=self.plan.version)
         self.ctx.registry.observe(self.agent_path, self.actor_ref)
         self.ctx.registry.observe(self.app_path, self.actor_ref)
-        self._start_reader()
+        self._reader = start_reader(self.bus, self.ctx, self.actor_ref, self.path)
         self.sampler.start()
         self.change_state(INSTANTIATED, plan_version=self.plan.version)
         ref, clock = self.actor_ref, self.ctx.clock
@@ -144,7 +134,7 @@ class Coordinator(Actor):
             self.heartbeat, self.ctx.layout.heartbeat(self.ctx.sliver), clock,
             publishers=self.ctx.publishers,
             sender=Address(f"{self.component}.heartbeat", self.ctx.sliver),
-            on_sent=lambda late: tell(ref, _Tick(late, clock.monotonic())),
+            on_sent=lambda late: tell(ref, Tick(late, clock.monotonic())),
             metrics=self.sampler.snapshot, name=self.path)
         self.world.beat(self.ctx.sliver, self._refresh_beat())
         self._beater.start()
@@ -157,7 +147,7 @@ class Coordinator(Actor):
         self._close(leaving=False)
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, _Tick):
+        if isinstance(message, Tick):
             return self._tick(message)
         if isinstance(message, Seen):
             return self._seen(message)
@@ -307,7 +297,7 @@ class Coordinator(Actor):
         elif message.state == RUNNING:
             self.quarantine.succeeded()
 
-    def _tick(self, tick: _Tick) -> None:
+    def _tick(self, tick: Tick) -> None:
         """A beat went out: note how late we are, age the view, place."""
         self.world.late(tick.late)
         self.world.late(self.ctx.clock.monotonic() - tick.at)
@@ -396,13 +386,6 @@ class Coordinator(Actor):
             log.error("%s: nobody at %s to tell %s", self.path, path, type(message).__name__)
             return
         tell(ref, message)
-
-    def _start_reader(self) -> None:
-        bus = self.bus or getattr(self.ctx.publishers, "__self__", None)
-        if bus is None or not hasattr(bus, "subscriber"):
-            return
-        self._reader = HubReader(bus, self.ctx.layout, self.actor_ref, self.path,
-                                 self.ctx.clock).start()
 
     def _close(self, leaving: bool) -> None:
         if self._beater is not None:

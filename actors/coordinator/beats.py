@@ -30,7 +30,7 @@ The coordinator hands it the record's content (:meth:`Beater.set_content`,
 a reference swap, so neither thread waits on the other); the beater adds
 ``seq``, ``late``, ``period``, ``load`` and the metric sampler's values at
 send time, then calls ``on_sent(late)`` (the coordinator's tick: it only
-``tell()``s the actor). :meth:`Beater.stop` publishes the goodbye
+``tell()``s the actor a :class:`Tick`). :meth:`Beater.stop` publishes the goodbye
 (``leaving: true``) from the same thread and closes the publisher there.
 """
 
@@ -67,6 +67,16 @@ def load() -> float | None:
         return round(os.getloadavg()[0] / (os.cpu_count() or 1), 3)
     except OSError:
         return None
+
+
+class Tick:
+    """The beater sent a beat ``late`` seconds after its schedule, at monotonic ``at``."""
+
+    __slots__ = ("late", "at")
+
+    def __init__(self, late: float, at: float) -> None:
+        self.late = late
+        self.at = at
 
 
 class Beater:

