@@ -6,12 +6,14 @@ a ``pub`` connection sends to every ``sub`` connection. A connection names
 its role in its first line (``pub\\n`` or ``sub\\n``) and gets ``ok\\n``.
 
 It is what any Python asyncio forwarder costs on this machine: the same
-event loop, the same sockets (TCP_NODELAY, as asyncio sets it), the same
-scheduling of one Python process among the others, and none of the
-router's work (XML parsing, routing, leases). Measured in the same rounds
-as the router, its latency tells which part of the router's comes from the
-router and which from the machine. :class:`RelayProcess` runs it with the
-interface :class:`benchmarks._router_process.RouterProcess` has.
+event loop (the kind the router runs on, see :mod:`gateways.psepr._loop`;
+``DSMT_EVENT_LOOP`` switches both), the same sockets (TCP_NODELAY, as
+asyncio sets it), the same scheduling of one Python process among the
+others, and none of the router's work (XML parsing, routing, leases).
+Measured in the same rounds as the router, its latency tells which part of
+the router's comes from the router and which from the machine.
+:class:`RelayProcess` runs it with the interface
+:class:`benchmarks._router_process.RouterProcess` has.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import socket
 import sys
 
 from benchmarks._router_process import ServedProcess
+from gateways.psepr._loop import run
 
 
 class RelayProcess(ServedProcess):
@@ -63,4 +66,4 @@ async def _serve() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve())
+    run(_serve())

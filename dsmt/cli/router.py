@@ -38,6 +38,7 @@ import click
 def command(config_path, listen, accounts_path, peers, insecure) -> None:
     """Run a PsEPR router: leases, routing, mesh with peer routers."""
     from gateways.psepr import accounts, config
+    from gateways.psepr._loop import run
     from gateways.psepr.router import serve
 
     source = config_path or "<command line>"
@@ -60,7 +61,7 @@ def command(config_path, listen, accounts_path, peers, insecure) -> None:
         mesh = "-" if router.mesh_address is None else "%s:%d" % router.mesh_address
         click.echo(f"router {cfg.name} listening on {host}:{port} mesh {mesh}")
 
-    asyncio.run(_main(cfg, ready, serve))
+    run(_main(cfg, ready, serve))
 
 
 async def _main(cfg, ready, serve) -> None:

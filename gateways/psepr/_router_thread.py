@@ -13,6 +13,7 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING, Callable
 
+from gateways.psepr._loop import new_event_loop
 from gateways.psepr.config import RouterConfig
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ class RouterThread:
         from gateways.psepr.router import Router
 
         self.router = Router(config)
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()
         self._thread = threading.Thread(target=self._run, name=f"router-{config.name}",
                                         daemon=True)
         self._started = threading.Event()

@@ -46,6 +46,7 @@ from dsmt import channels
 from dsmt.errors import DsmtError
 from dsmt.event import LEASE, Address, Event, Sequencer
 
+from gateways.psepr._loop import new_event_loop
 from gateways.psepr import lease_machine as lm
 from gateways.psepr import stream
 from gateways.psepr._client_protocol import ClientProtocol, LoginRefused
@@ -124,7 +125,7 @@ class Client:
         self._proto: ClientProtocol | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._connected = threading.Event()
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._run, name=f"psepr-{service}", daemon=True)
         self._main: asyncio.Task | None = None
 
