@@ -68,6 +68,7 @@ import tempfile
 from typing import Any
 
 from benchmarks import _hub_actors
+from benchmarks._stats import spread
 from benchmarks._hub_processes import (
     HWM, TIMEOUT, encoded_frames, ipc_endpoints, must, run_hub, run_idle_client, run_proxy,
     run_publisher, run_subscriber,
@@ -101,9 +102,9 @@ def main(argv: list[str] | None = None) -> dict:
         "cpus": os.cpu_count(),
         "body_bytes": len(encoded_frames(1)[0][1]),
         **{mode: _summary(rounds) for mode, rounds in runs.items()},
-        "ratio_dsmt_to_baseline": _spread(ratios, 3),
-        "ratio_dsmt_via_plain_proxy_to_baseline": _spread(plain, 3),
-        "ratio_dsmt_to_baseline_msgpack": _spread(packed, 3),
+        "ratio_dsmt_to_baseline": spread(ratios, 3),
+        "ratio_dsmt_via_plain_proxy_to_baseline": spread(plain, 3),
+        "ratio_dsmt_to_baseline_msgpack": spread(packed, 3),
         "target_ratio": 0.8,
     }
     if args.idle:
@@ -212,18 +213,11 @@ def _memory(mp_ctx: Any, count: int) -> dict:
 # -- statistics ---------------------------------------------------------------------
 
 
-def _spread(values: list[float], digits: int = 0) -> dict:
-    med = statistics.median(values)
-    return {"median": round(med, digits), "min": round(min(values), digits),
-            "max": round(max(values), digits),
-            "spread_pct": round(100 * (max(values) - min(values)) / med, 1) if med else None,
-            "runs": [round(v, digits) for v in values]}
-
 
 def _summary(rounds: list[dict]) -> dict:
     return {
-        "events_per_s": _spread([r["events_per_s"] for r in rounds]),
-        "publisher_events_per_s": _spread([r["publisher_events_per_s"] for r in rounds]),
+        "events_per_s": spread([r["events_per_s"] for r in rounds]),
+        "publisher_events_per_s": spread([r["publisher_events_per_s"] for r in rounds]),
         "lost_total": sum(r["lost"] for r in rounds),
         "publisher_dropped_total": sum(r["publisher_dropped"] for r in rounds),
         "subscriber_gaps_missing_total": sum(r["subscriber_gaps_missing"] for r in rounds),

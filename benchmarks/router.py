@@ -72,8 +72,9 @@ from benchmarks._router_process import RouterProcess
 from benchmarks._router_rounds import (
     latency_round, login, relay_pair, router_pair, throughput_round,
 )
+from benchmarks._stats import spread
 from dsmt.event import ATTRIBUTE, Address, Sequencer
-from gateways.psepr import stream
+from gateways.psepr import _loop, stream
 
 TARGET_RATE = 20000  # events/s (issue 3); latency is also measured at half of it
 
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {
         "benchmark": "router",
         "cpus": os.cpu_count(),
+        "event_loop": _loop.kind(),  # router and relay alike (DSMT_EVENT_LOOP)
         "load_avg_before": [round(x, 2) for x in os.getloadavg()],
         "rounds": args.rounds,
         "stanza_bytes": len(stanzas[0]),
@@ -122,11 +124,11 @@ def main(argv: list[str] | None = None) -> dict:
             result["memory"] = _memory(router, clients=args.clients, leases=10)
     ratios = [t["events_per_s"] / b for t, b in zip(throughput, baseline)]
     result["lxml_baseline"] = {"what": "lxml fromstring+tostring of the same stanzas, "
-                                       "in this process", "events_per_s": _spread(baseline)}
+                                       "in this process", "events_per_s": spread(baseline)}
     result["throughput"] = {
-        "events_per_s": _spread([t["events_per_s"] for t in throughput]),
-        "router_cpu_us_per_event": _spread([t["router_cpu_us"] for t in throughput], 1),
-        "ratio_to_lxml_baseline": _spread(ratios, 3),
+        "events_per_s": spread([t["events_per_s"] for t in throughput]),
+        "router_cpu_us_per_event": spread([t["router_cpu_us"] for t in throughput], 1),
+        "ratio_to_lxml_baseline": spread(ratios, 3),
         "events_per_round": args.events,
         "lost_total": sum(t["lost"] for t in throughput),
         "contention": _shares(throughput),
@@ -161,26 +163,19 @@ def _under_load(router: RouterProcess, relay: RelayProcess, stanzas: list[bytes]
     }
 
 
-def _spread(values: list[float], digits: int = 0) -> dict:
-    med = statistics.median(values)
-    return {"median": round(med, digits), "min": round(min(values), digits),
-            "max": round(max(values), digits),
-            "spread_pct": round(100 * (max(values) - min(values)) / med, 1) if med else None,
-            "runs": [round(v, digits) for v in values]}
-
 
 def _latency_summary(rounds: list[dict], rate: float) -> dict:
     summary = {
         "rate_events_per_s": round(rate),
-        "p50_ms": _spread([r["p50_ms"] for r in rounds], 3),
-        "p99_ms": _spread([r["p99_ms"] for r in rounds], 3),
-        "max_ms": _spread([r["max_ms"] for r in rounds], 3),
-        "router_cpu_us_per_event": _spread([r["router_cpu_us"] for r in rounds], 1),
+        "p50_ms": spread([r["p50_ms"] for r in rounds], 3),
+        "p99_ms": spread([r["p99_ms"] for r in rounds], 3),
+        "max_ms": spread([r["max_ms"] for r in rounds], 3),
+        "router_cpu_us_per_event": spread([r["router_cpu_us"] for r in rounds], 1),
         "lost_total": sum(r["lost"] for r in rounds),
         "contention": _shares(rounds),
     }
     if all(r["at_socket"] for r in rounds):
-        summary["at_socket"] = {key: _spread([r["at_socket"][key] for r in rounds], 3)
+        summary["at_socket"] = {key: spread([r["at_socket"][key] for r in rounds], 3)
                                 for key in ("p50_ms", "p99_ms", "max_ms")}
     return summary
 
@@ -188,7 +183,7 @@ def _latency_summary(rounds: list[dict], rate: float) -> dict:
 def _shares(rounds: list[dict]) -> dict:
     """The CPU shares of each round (CpuShare), as a spread per figure."""
     keys = [k for k, v in rounds[0]["contention"].items() if v is not None]
-    return {key: _spread([r["contention"][key] for r in rounds], 3) for key in keys}
+    return {key: spread([r["contention"][key] for r in rounds], 3) for key in keys}
 
 
 def _stanzas(n: int) -> list[bytes]:
