@@ -14,6 +14,7 @@ BENCHMARKS = {
     "router": "benchmarks.router",
     "restart": "benchmarks.restart",
     "slice": "benchmarks.slice",
+    "idle": "benchmarks.idle",  # what DSMT costs a host while nothing happens
     "instructions": "benchmarks.instructions",  # callgrind counts per hub process (valgrind)
     "report": "benchmarks.report",  # all of the above, written up with plots
 }

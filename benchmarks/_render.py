@@ -212,11 +212,35 @@ def slice_(r: dict) -> str:
     return out
 
 
+def idle(r: dict) -> str:
+    rows = []
+    for name, res in (r.get("one_program") or {}).items():
+        rows.append([f"{name} supervising one program", spread(get(res, "cpu_ms_per_s"), 2),
+                     spread(get(res, "wakeups_per_s"), 1), num(res.get("rss_mb"), 1), ""])
+    for n, res in (r.get("slices") or {}).items():
+        rows.append([f"one node of a {n}-sliver slice (`dsmt up`)",
+                     spread(get(res, "node_cpu_ms_per_s"), 2),
+                     spread(get(res, "node_wakeups_per_s"), 1), num(res.get("node_rss_mb"), 1),
+                     f"{spread(get(res, 'hub_events_per_s'), 1)} events/s on its hub; "
+                     f"router {spread(get(res, 'router_cpu_ms_per_s'), 2)} ms/s"])
+    out = (f"Nothing asked of anything, {num(r.get('rounds'))} rounds of "
+           f"{num(r.get('seconds'))} s; event loop {r.get('event_loop', MISSING)}. CPU is "
+           "milliseconds per second of every thread of the process; wake-ups are voluntary "
+           "context switches per second.\n\n")
+    out += table(["what runs", "CPU ms/s, median (min–max)", "wake-ups/s", "RSS MB", ""], rows)
+    if "node_cpu_ms_per_s_per_peer" in r:
+        out += ("\nFrom the smallest slice to the largest, a node's CPU grows by "
+                f"{num(r['node_cpu_ms_per_s_per_peer'], 2)} ms/s per added peer (every node "
+                "reads every peer's heartbeats and statuses).\n")
+    return out
+
+
 SECTIONS = {
     "hub": ("Local hub (issue 2)", hub),
     "router": ("PsEPR router (issue 3)", router),
     "restart": ("Crash to restart (issue 4)", restart),
     "slice": ("Slice deploy and fail-over (issue 5)", slice_),
+    "idle": ("Idle cost of a host", idle),
 }
 
 

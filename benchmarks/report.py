@@ -1,6 +1,7 @@
 """Every benchmark in one run, written up as a markdown report with plots.
 
-``python -m benchmarks report [--out DIR] [--only hub,router,restart,slice] [--quick]``
+``python -m benchmarks report [--out DIR] [--only hub,router,restart,slice,idle]
+[--quick]``
 ``python -m benchmarks report --from DIR``   (write the report again from saved JSON)
 
 Runs each benchmark of the earlier issues in turn, each in its own process
@@ -37,12 +38,13 @@ from pathlib import Path
 from benchmarks import _render
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ("hub", "router", "restart", "slice")
+ORDER = ("hub", "router", "restart", "slice", "idle")
 FULL = {
     "hub": [],
     "router": [],
     "restart": ["--kills", "20"],
     "slice": ["--slivers", "10,30", "--kills", "3"],
+    "idle": ["--slivers", "1,10"],
 }
 QUICK = {
     "hub": ["--events", "5000", "--rounds", "2", "--idle", "50", "--actors", "50",
@@ -51,6 +53,8 @@ QUICK = {
                "--clients", "20"],
     "restart": ["--kills", "2", "--tools", "dsmt,dsmt-otp,supervisord"],
     "slice": ["--slivers", "4,5", "--kills", "1", "--restarts", "1"],
+    "idle": ["--slivers", "1,2", "--seconds", "1", "--rounds", "1",
+             "--tools", "dsmt,supervisord"],
 }
 
 

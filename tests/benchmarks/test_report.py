@@ -42,6 +42,28 @@ def test_a_quick_report_puts_each_restart_figure_next_to_its_baselines_with_a_pl
     assert (tmp_path / "copy" / "report.md").read_text() == text
 
 
+def test_a_quick_idle_report_measures_each_supervisor_and_each_slice_size(tmp_path):
+    out = tmp_path / "report"
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "report", "--quick", "--only",
+                           "idle", "--out", str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((out / "idle.json").read_text())["result"]
+    assert set(result["one_program"]) == {"dsmt", "supervisord"}
+    assert set(result["slices"]) == {"1", "2"}
+    text = (out / "report.md").read_text()
+    assert "## Idle cost of a host" in text
+    for name, res in result["one_program"].items():
+        row = next(line for line in text.splitlines() if line.startswith(f"| {name} supervising"))
+        assert f"{res['cpu_ms_per_s']['median']:,.2f}" in row
+    for n, res in result["slices"].items():
+        assert res["node_wakeups_per_s"]["median"] > 0  # a running node is measured, not 0
+        assert res["router_cpu_ms_per_s"]["median"] > 0
+        row = next(line for line in text.splitlines() if f"of a {n}-sliver slice" in line)
+        assert f"{res['node_cpu_ms_per_s']['median']:,.2f}" in row
+    assert "node_cpu_ms_per_s_per_peer" in result
+
+
 def test_a_failed_benchmark_is_reported_with_its_log_and_fails_the_command(tmp_path):
     (tmp_path / "slice.log").write_text("Traceback ...\nRuntimeError: the router did not start\n")
     runs = {"machine": report.describe_machine(),
