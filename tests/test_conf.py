@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from actors import nodeconf, plan
+from dsmt import channels
 from gateways.psepr import config as router_config
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -32,3 +33,26 @@ def test_the_example_node_config_parses_once_its_password_file_exists(tmp_path):
     (tmp_path / "node.toml").write_text(text)
     parsed = nodeconf.load(tmp_path / "node.toml")
     assert parsed.bridge.password == "pw" and parsed.limits.nofile == 4096
+
+
+def test_a_sliver_imports_by_default_what_its_actors_read_and_not_every_peer_status(tmp_path):
+    secret = tmp_path / "dsmt.secret"
+    secret.write_text("pw\n")
+    text = (CONF / "node.toml").read_text().replace("/etc/dsmt/dsmt.secret", str(secret))
+    (tmp_path / "node.toml").write_text(text)
+    parsed = nodeconf.load(tmp_path / "node.toml")
+    layout = parsed.layout
+
+    def imported(channel: str) -> bool:
+        return any(channels.is_under(channel, p) for p in parsed.bridge.import_prefixes)
+
+    assert imported(layout.plan())
+    assert imported(layout.heartbeat("s7")) and imported(layout.resources("s7"))
+    assert imported(layout.command("sliver")) and imported(layout.command("sliver", "s1"))
+    assert not imported(layout.status("app", "s7"))
+    assert not imported(layout.reply("r-1"))
+    assert parsed.bridge.export_prefixes == (layout.base,)  # every local event still goes out
+
+    (tmp_path / "node.toml").write_text(text.replace(
+        "[bridge]\n", f'[bridge]\nimport = ["{layout.base}"]\n'))
+    assert nodeconf.load(tmp_path / "node.toml").bridge.import_prefixes == (layout.base,)
