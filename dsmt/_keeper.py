@@ -11,7 +11,8 @@ forwarding itself is left to ZeroMQ's C proxy). It owns four sockets:
               through the proxy; and since the proxy passes the
               subscribers' subscriptions up to every publisher, this is
               where the keeper sees them
-    snapshot  ROUTER, bound: snapshot requests (dsmt.snapshot)
+    snapshot  ROUTER, bound: snapshot requests (dsmt.snapshot), answered by the
+              mixin dsmt._keeper_snapshots.SnapshotService
     control   PAIR, bound: the stop signal from Hub.stop
 
 From the stream it keeps retained events in a
@@ -75,6 +76,7 @@ from typing import Any, Callable
 import zmq
 
 from dsmt import channels, codec, snapshot
+from dsmt._keeper_snapshots import BATCH, SnapshotService
 from dsmt.clock import poll_ms
 from dsmt.errors import CodecError
 from dsmt.event import Address, Event, Sequencer
@@ -82,12 +84,9 @@ from dsmt.event import Address, Event, Sequencer
 log = logging.getLogger("dsmt.hub")
 
 REPORT_INTERVAL = 1.0
-BATCH = 512  # messages handled per socket per loop turn, so no socket starves
 STREAM_HWM = 1_000_000  # messages queued for the keeper (~200 MB at most)
 STREAM_BATCH = 8 * BATCH  # the stream is read in bursts (see STREAM_PERIOD)
 STREAM_PERIOD = 0.25  # seconds between two bursts while events flow (not when a join waits)
-MARKER_TIMEOUT = 10.0  # seconds a snapshot request waits for its marker (a safety net)
-MAX_PENDING = 1024  # snapshot requests waiting for their marker
 HUB_SERVICE = "dsmt-hub"
 HUB_TYPE = "http://dsmt.org/xs/payload/hub"
 HUB_CHANNEL = channels.join("org", "dsmt", "hub")
@@ -112,7 +111,7 @@ def sync_channel(token: str) -> str:
     return channels.join("org", "dsmt", "hub", "sync", token)
 
 
-class Keeper:
+class Keeper(SnapshotService):
     """The keeper thread's state and loop; built by the Hub, run by :meth:`run`."""
 
     def __init__(self, hub_name: str, *, stats_interval: float | None,
@@ -327,6 +326,10 @@ class Keeper:
         assert self._pub is not None
         self._pub.send_multipart(codec.encode(event))
 
+    def _say(self, channel: str, payload: dict[str, Any], retain: bool = False) -> None:
+        """Publish one of the hub's own events (type HUB_TYPE) on ``channel``."""
+        self._emit(self._sequencer.make(channel, HUB_TYPE, payload, retain=retain))
+
     def _subscriptions(self, pub: zmq.Socket) -> None:
         """Subscriptions the proxy passed up: answer sync subscriptions with a welcome."""
         for _ in range(BATCH):
@@ -356,78 +359,10 @@ class Keeper:
                 counters["bad_subscriber_messages"] += 1
                 return
             counters["welcomes"] += 1
-            self._emit(self._sequencer.make(
-                channel, HUB_TYPE, {"kind": "welcome", "hub": self.name,
-                                    "hub_seq": self.stream_seq}))
-
-    # -- snapshots -------------------------------------------------------------------
-
-    def _requests(self, router: zmq.Socket) -> None:
-        for _ in range(BATCH):
-            try:
-                identity = router.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            frames = []  # at most MAX_REQUEST_FRAMES + 1 kept: enough to refuse the rest
-            while router.getsockopt(zmq.RCVMORE):
-                frame = router.recv()
-                if len(frames) <= snapshot.MAX_REQUEST_FRAMES:
-                    frames.append(frame)
-            try:
-                request = snapshot.parse_request(frames)
-                if request.token in self._pending or len(self._pending) >= MAX_PENDING:
-                    raise CodecError("too many snapshot requests waiting, or a token reused")
-            except CodecError as exc:
-                self.counters["bad_snapshot_requests"] += 1
-                self.last_problem = f"snapshot request: {exc}"[:200]
-                self._reply(router, identity,
-                            snapshot.reply_error(frames[1] if len(frames) > 1 else b"", str(exc)))
-                continue
-            self.counters["snapshots"] += 1
-            if request.sync_channel is None:  # no cut asked for: the store as it is now
-                self._reply(router, identity, self._answer(request))
-                continue
-            # The cut: the marker goes out through the proxy like any event and
-            # the store is read when it comes back on the stream. The proxy
-            # sends the one stream to the keeper and to the subscriber in the
-            # same order, so the subscriber sees the marker exactly after the
-            # events the snapshot reflects (see dsmt.snapshot).
-            self._pending[request.token] = (identity, request,
-                                            time.monotonic() + MARKER_TIMEOUT)
-            self._emit(self._sequencer.make(
-                request.sync_channel, HUB_TYPE, {"kind": "snapshot", "token": request.token}))
-
-    def _marker(self, event: Event) -> None:
-        payload = event.payload
-        if type(payload) is not dict or payload.get("kind") != "snapshot":
-            return
-        waiting = self._pending.pop(payload.get("token"), None)
-        if waiting is not None:
-            identity, request, _ = waiting
-            self._reply(self._router, identity, self._answer(request))
-
-    def _answer(self, request: snapshot.Request) -> list[bytes]:
-        self._check_store()
-        picked, truncated = self.store.select(request.prefixes, *self._max_snapshot)
-        return snapshot.reply_ok(request, self.stream_seq, picked, truncated)
-
-    def _expire(self, router: zmq.Socket, now: float) -> None:
-        """Refuse requests whose marker never came back (the keeper's XPUB dropped it)."""
-        for token, (identity, request, deadline) in list(self._pending.items()):
-            if now >= deadline:
-                del self._pending[token]
-                self.counters["snapshot_markers_lost"] += 1
-                self.last_problem = "a snapshot marker did not come back"
-                self._reply(router, identity, snapshot.reply_error(
-                    token.encode("ascii"), "the snapshot marker did not come back; retry"))
-
-    def _reply(self, router: zmq.Socket, identity: bytes, reply: list[bytes]) -> None:
-        try:
-            router.send_multipart([identity, *reply], zmq.NOBLOCK)
-        except zmq.Again:
-            self.counters["snapshot_replies_dropped"] += 1
+            self._say(channel, {"kind": "welcome", "hub": self.name,
+                                "hub_seq": self.stream_seq})
 
     def _publish_stats(self) -> None:
         payload = self.stats()
         payload["hub"] = self.name
-        self._emit(self._sequencer.make(STATS_CHANNEL, HUB_TYPE, payload, retain=True))
+        self._say(STATS_CHANNEL, payload, retain=True)
