@@ -18,29 +18,19 @@ import sys
 import threading
 import time
 import urllib.request
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 
 from actors.localslice import SERVICE, LocalSlice
+from benchmarks._waiting import wait_until
 from dsmt.event import HEARTBEAT as BEAT_TYPE, RECORD, STATUS, Address, Sequencer
 from gateways.psepr.client import Client
 
 REPLICAS = 3
 APP = "demo-app"
-POLL = 0.01
 LISTENING = re.compile(rb"listening on ([\d.]+):(\d+)")
 NODE_IMPORTS = "import dsmt.cli, dsmt.node, actors.sliver, gateways.bridge"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(POLL)
-    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
 
 
 def summary(values: list[float]) -> dict[str, Any]:

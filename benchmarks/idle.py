@@ -47,6 +47,7 @@ from pathlib import Path
 
 from benchmarks._restart_tools import REPO, SERVER, make_tool
 from benchmarks._stats import spread
+from benchmarks._waiting import wait_until
 from gateways.psepr import _loop
 
 SETTLE = 5.0  # seconds after all instances run before measuring (start-up work done)
@@ -139,11 +140,7 @@ def _one_program(name: str, work: Path, args: argparse.Namespace) -> dict:
     tool = make_tool(name, work, port, server)
     tool.start()
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while tool.server_pid() is None:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name}: the server never answered: {tool.error_text()}")
-            time.sleep(0.05)
+        wait_until(tool.server_pid, START_TIMEOUT, f"{name} to start the server", poll=0.05)
         time.sleep(SETTLE)
         rounds = [_measure([tool.proc.pid], args.seconds)[0] for _ in range(args.rounds)]
         return {"cpu_ms_per_s": spread([r[0] for r in rounds], 2),

@@ -44,9 +44,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from benchmarks._restart_tools import SERVER, TOOLS, Tool, ask_pid, make_tool
+from benchmarks._waiting import wait_until
 
 POLL = 0.0002
 SETTLE = 0.25  # seconds between a restart and the next kill
@@ -82,25 +83,15 @@ def children(pid: int) -> set[int]:
 # --- measurement ----------------------------------------------------------------------
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-
-
 def measure(tool: Tool, kills: int) -> dict[str, Any]:
     tool.start()
-    pid = wait_until(tool.server_pid, 30, f"{tool.name} to start the server")
+    pid = wait_until(tool.server_pid, 30, f"{tool.name} to start the server", poll=0.005)
     tool.seen.add(pid)
     to_pid: list[float] = []
     to_accept: list[float] = []
     for n in range(kills):
         time.sleep(SETTLE)
-        pid = wait_until(tool.server_pid, 10, "the server before a kill")
+        pid = wait_until(tool.server_pid, 10, "the server before a kill", poll=0.005)
         tool.seen.add(pid)
         before = children(tool.proc.pid)
         killed = time.perf_counter()

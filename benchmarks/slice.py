@@ -68,8 +68,9 @@ from actors.deploy.package import build_demo
 from actors.localslice import LocalSlice
 from benchmarks._slice_observe import (
     APP, REPLICAS, Census, Watch, alive, app_processes, healthy, instances, memory, port_of,
-    summary, wait_until,
+    summary,
 )
+from benchmarks._waiting import wait_until
 
 HEARTBEAT = 1.0        # the node default (nodeconf)
 SUSPECT_AFTER = 3      # the node default: k missed beats

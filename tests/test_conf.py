@@ -26,19 +26,21 @@ def test_the_example_router_config_parses_once_its_files_exist(tmp_path):
     assert parsed.listen == ("127.0.0.1", 23345)
 
 
-def test_the_example_node_config_parses_once_its_password_file_exists(tmp_path):
+def _example_node(tmp_path: Path) -> str:
+    """conf/node.toml as text, with its password file made under ``tmp_path``."""
     secret = tmp_path / "dsmt.secret"
     secret.write_text("pw\n")
-    text = (CONF / "node.toml").read_text().replace("/etc/dsmt/dsmt.secret", str(secret))
-    (tmp_path / "node.toml").write_text(text)
+    return (CONF / "node.toml").read_text().replace("/etc/dsmt/dsmt.secret", str(secret))
+
+
+def test_the_example_node_config_parses_once_its_password_file_exists(tmp_path):
+    (tmp_path / "node.toml").write_text(_example_node(tmp_path))
     parsed = nodeconf.load(tmp_path / "node.toml")
     assert parsed.bridge.password == "pw" and parsed.limits.nofile == 4096
 
 
 def test_a_sliver_imports_by_default_what_its_actors_read_and_not_every_peer_status(tmp_path):
-    secret = tmp_path / "dsmt.secret"
-    secret.write_text("pw\n")
-    text = (CONF / "node.toml").read_text().replace("/etc/dsmt/dsmt.secret", str(secret))
+    text = _example_node(tmp_path)
     (tmp_path / "node.toml").write_text(text)
     parsed = nodeconf.load(tmp_path / "node.toml")
     layout = parsed.layout

@@ -13,12 +13,17 @@ ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_quick_report_puts_each_restart_figure_next_to_its_baselines_with_a_plot(tmp_path):
-    out = tmp_path / "report"
+def _quick_report(out: Path, name: str) -> None:
+    """``python -m benchmarks report --quick --only NAME --out OUT``, which must succeed."""
     done = subprocess.run([sys.executable, "-m", "benchmarks", "report", "--quick", "--only",
-                           "restart", "--out", str(out)], cwd=ROOT, capture_output=True,
+                           name, "--out", str(out)], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_a_quick_report_puts_each_restart_figure_next_to_its_baselines_with_a_plot(tmp_path):
+    out = tmp_path / "report"
+    _quick_report(out, "restart")
     saved = json.loads((out / "restart.json").read_text())
     results = saved["result"]["results"]
     assert set(results) == {"dsmt", "dsmt-otp", "supervisord"}
@@ -44,10 +49,7 @@ def test_a_quick_report_puts_each_restart_figure_next_to_its_baselines_with_a_pl
 
 def test_a_quick_idle_report_measures_each_supervisor_and_each_slice_size(tmp_path):
     out = tmp_path / "report"
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "report", "--quick", "--only",
-                           "idle", "--out", str(out)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _quick_report(out, "idle")
     result = json.loads((out / "idle.json").read_text())["result"]
     assert set(result["one_program"]) == {"dsmt", "supervisord"}
     assert set(result["slices"]) == {"1", "2"}
