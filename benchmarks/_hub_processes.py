@@ -2,7 +2,7 @@
 
 Each ``run_*`` function is the target of one spawned process of
 :mod:`benchmarks.hub`, which orchestrates the rounds and summarises them
-(:mod:`benchmarks.instructions` runs the same functions under ``perf``).
+(:mod:`benchmarks.instructions` runs the same functions under callgrind).
 ``run_hub`` and ``run_proxy`` are the middle (``dsmt`` mode gets the DSMT
 hub, every other mode a plain XSUB/XPUB ``zmq.proxy``); ``run_subscriber``
 and ``run_publisher`` run one end of a round in the given mode and put their
