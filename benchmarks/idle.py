@@ -222,9 +222,7 @@ class _HubCounter:
         from dsmt.hub import Endpoints
 
         context = zmq.Context()
-        endpoints = Endpoints(*(f"ipc://{self._run_dir / part}.sock"
-                                for part in ("publish", "subscribe", "snapshot")))
-        with Bus(context, endpoints).subscriber("/") as sub:
+        with Bus(context, Endpoints.ipc(self._run_dir)).subscriber("/") as sub:
             self._ready.set()
             while not self._stop.is_set():
                 if sub.recv(0.2) is not None:

@@ -118,6 +118,12 @@ class Endpoints:
     subscribe: str
     snapshot: str
 
+    @classmethod
+    def ipc(cls, run_dir: str | os.PathLike[str]) -> Endpoints:
+        """The ipc:// endpoints of the hub whose run dir is ``run_dir`` (what Hub binds)."""
+        return cls(*(f"ipc://{Path(run_dir) / part}.sock"
+                     for part in ("publish", "subscribe", "snapshot")))
+
 
 class Hub:
     """The node's hub; ``with Hub(ctx, run_dir) as hub:`` runs it for the block."""
@@ -131,13 +137,12 @@ class Hub:
         self.run_dir = Path(run_dir)
         self.name = name
         self._hwm = hwm
-        ipc = {part: f"ipc://{self.run_dir / (part + '.sock')}" for part in
-               ("publish", "subscribe", "snapshot")}
-        for endpoint in ipc.values():
+        self.endpoints = Endpoints.ipc(self.run_dir)
+        for endpoint in (self.endpoints.publish, self.endpoints.subscribe,
+                         self.endpoints.snapshot):
             if len(endpoint) > _IPC_PATH_MAX:
                 raise ConfigError(self.run_dir, "run_dir",
                                   f"too long for an ipc socket path ({endpoint})")
-        self.endpoints = Endpoints(**ipc)
         unique = f"dsmt-hub.{name}.{uuid.uuid4().hex[:12]}"
         self.inproc_endpoints = Endpoints(*(f"inproc://{unique}.{part}" for part in
                                             ("publish", "subscribe", "snapshot")))

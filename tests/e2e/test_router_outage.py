@@ -29,8 +29,7 @@ def test_a_router_outage_loses_no_retained_status(local_slice, demo_plan):
     run = member.run_dir
     context = zmq.Context()
     try:
-        endpoints = Endpoints(*(f"ipc://{run / name}.sock"
-                                for name in ("publish", "subscribe", "snapshot")))
+        endpoints = Endpoints.ipc(run)
         hub = Bus(context, endpoints).subscriber(slice_.layout.base, snapshot=True)
         latest = {}
 

@@ -179,8 +179,7 @@ def _newer(event: Event, old: Event) -> bool:
 def truth(slice_: Any, sliver: str, context: zmq.Context) -> dict[str, str]:
     """``{status channel: event id}`` of the sliver's own components, from its hub."""
     run = slice_.member(sliver).run_dir
-    endpoints = Endpoints(*(f"ipc://{run / (part + '.sock')}"
-                            for part in ("publish", "subscribe", "snapshot")))
+    endpoints = Endpoints.ipc(run)
     layout = slice_.layout
     subscriber = Bus(context, endpoints, connect_timeout=3.0).subscriber(layout.base,
                                                                           snapshot=True)
