@@ -76,7 +76,7 @@ from typing import Any, Callable
 import zmq
 
 from dsmt import channels, codec, snapshot
-from dsmt._keeper_snapshots import BATCH, SnapshotService
+from dsmt._keeper_snapshots import BATCH, SnapshotService, waiting
 from dsmt.clock import poll_ms
 from dsmt.errors import CodecError
 from dsmt.event import Address, Event, Sequencer
@@ -332,11 +332,7 @@ class Keeper(SnapshotService):
 
     def _subscriptions(self, pub: zmq.Socket) -> None:
         """Subscriptions the proxy passed up: answer sync subscriptions with a welcome."""
-        for _ in range(BATCH):
-            try:
-                message = pub.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+        for message in waiting(pub):
             self._subscription(message, pub.getsockopt(zmq.RCVMORE))
 
     def _subscription(self, message: bytes, more: int) -> None:

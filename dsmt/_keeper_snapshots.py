@@ -12,6 +12,7 @@ and gets) is :mod:`dsmt.snapshot`'s.
 from __future__ import annotations
 
 import time
+from typing import Iterator
 
 import zmq
 
@@ -24,15 +25,20 @@ MARKER_TIMEOUT = 10.0  # seconds a snapshot request waits for its marker (a safe
 MAX_PENDING = 1024  # snapshot requests waiting for their marker
 
 
+def waiting(sock: zmq.Socket) -> Iterator[bytes]:
+    """The frames already queued on ``sock``, at most :data:`BATCH` (a loop turn's share)."""
+    for _ in range(BATCH):
+        try:
+            yield sock.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+
+
 class SnapshotService:
     """Snapshot requests on the keeper's ROUTER socket, answered at the marker's cut."""
 
     def _requests(self, router: zmq.Socket) -> None:
-        for _ in range(BATCH):
-            try:
-                identity = router.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+        for identity in waiting(router):
             frames = []  # at most MAX_REQUEST_FRAMES + 1 kept: enough to refuse the rest
             while router.getsockopt(zmq.RCVMORE):
                 frame = router.recv()
