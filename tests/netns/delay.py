@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import sys
@@ -60,34 +61,38 @@ class Relay:
                              self._pump(up_reader, writer, port))
 
     async def _pump(self, reader, writer, port: int) -> None:
-        """Copy ``reader`` to ``writer``, each chunk ``delay[port]`` after it arrived."""
+        """Copy ``reader`` to ``writer``, each chunk ``delay[port]`` after it arrived.
+
+        Each chunk is handed to the loop's timer for its due time; a chunk is
+        never due before the one ahead of it (a delay lowered meanwhile does
+        not reorder the stream), so each timer writes the oldest chunk left.
+        """
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
+        pending: collections.deque = collections.deque()
+        closed = loop.create_future()
+        due = 0.0
 
-        async def send() -> None:
-            while True:
-                due, data = await queue.get()
-                if data is None:
-                    break
-                wait = due - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+        def deliver() -> None:
+            data = pending.popleft()
+            if data is None:
+                writer.close()
+                closed.set_result(None)
+            elif not writer.is_closing():
                 writer.write(data)
-                await writer.drain()
 
-        sender = asyncio.create_task(send())
+        def later(data: bytes | None) -> None:
+            nonlocal due
+            due = max(loop.time() + self.delay[port], due)
+            pending.append(data)
+            loop.call_at(due, deliver)
+
         try:
             while data := await reader.read(CHUNK):
-                queue.put_nowait((loop.time() + self.delay[port], data))
+                later(data)
         except OSError:
             pass
-        queue.put_nowait((0.0, None))
-        try:
-            await sender
-        except OSError:
-            pass
-        finally:
-            writer.close()
+        later(None)  # the end: close once everything before it went out
+        await closed
 
     async def _control(self, reader, writer) -> None:
         while line := await reader.readline():
