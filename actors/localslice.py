@@ -21,11 +21,13 @@ session, so nothing outlives the slice.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from dsmt import commands
 from dsmt.channels import Layout
 
 SERVICE = "dsmt"
+LISTENING = re.compile(rb"listening on ([\d.]+):(\d+)")  # what an app instance logs
 
 
 @dataclass
@@ -54,6 +57,24 @@ class Sliver:
     @property
     def run_dir(self) -> Path:
         return self.workspace / "run"
+
+    def app_port(self, service: str = "demo-app", instance: int = 0) -> int | None:
+        """The port an app instance last said it listens on (its stdout log), or None."""
+        log = self.workspace / "logs" / f"{service}-{instance}.out.log"
+        try:
+            found = LISTENING.findall(log.read_bytes())
+        except FileNotFoundError:
+            return None
+        return int(found[-1][1]) if found else None
+
+
+def answers_health(port: int, timeout: float = 2.0) -> bool:
+    """Whether ``GET /health`` on ``127.0.0.1:port`` answers 200 within ``timeout`` seconds."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
 
 
 @dataclass

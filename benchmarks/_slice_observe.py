@@ -11,25 +11,23 @@ processes (``memory``); and the statistics helpers the report uses.
 from __future__ import annotations
 
 import os
-import re
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from typing import Any
 
 import psutil
 
-from actors.localslice import SERVICE, LocalSlice
+from actors.localslice import SERVICE, LocalSlice, answers_health
 from benchmarks._waiting import wait_until
 from dsmt.event import HEARTBEAT as BEAT_TYPE, RECORD, STATUS, Address, Sequencer
 from gateways.psepr.client import Client
 
 REPLICAS = 3
 APP = "demo-app"
-LISTENING = re.compile(rb"listening on ([\d.]+):(\d+)")
+HEALTH_TIMEOUT = 0.5  # seconds a GET /health may take to count as an answer
 NODE_IMPORTS = "import dsmt.cli, dsmt.node, actors.sliver, gateways.bridge"
 
 
@@ -47,23 +45,6 @@ def summary(values: list[float]) -> dict[str, Any]:
 # --- what runs where --------------------------------------------------------------------
 
 
-def port_of(slice_: LocalSlice, sliver: str, instance: int) -> int | None:
-    path = slice_.member(sliver).workspace / "logs" / f"{APP}-{instance}.out.log"
-    try:
-        found = LISTENING.findall(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    return int(found[-1][1]) if found else None
-
-
-def healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5) as reply:
-            return reply.status == 200
-    except OSError:
-        return False
-
-
 def alive(slice_: LocalSlice, exclude: set[str]) -> list[str]:
     return [m.name for m in slice_.members if m.name not in exclude
             and m.process is not None and m.process.poll() is None]
@@ -74,8 +55,8 @@ def instances(slice_: LocalSlice, exclude: set[str]) -> dict[tuple[str, int], in
     found = {}
     for name in alive(slice_, exclude):
         for i in range(REPLICAS):
-            port = port_of(slice_, name, i)
-            if port is not None and healthy(port):
+            port = slice_.member(name).app_port(APP, i)
+            if port is not None and answers_health(port, HEALTH_TIMEOUT):
                 found[(name, i)] = port
     return found
 

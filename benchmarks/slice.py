@@ -65,9 +65,9 @@ from typing import Any
 import psutil
 
 from actors.deploy.package import build_demo
-from actors.localslice import LocalSlice
+from actors.localslice import LocalSlice, answers_health
 from benchmarks._slice_observe import (
-    APP, REPLICAS, Census, Watch, alive, app_processes, healthy, instances, memory, port_of,
+    APP, HEALTH_TIMEOUT, REPLICAS, Census, Watch, alive, app_processes, instances, memory,
     summary,
 )
 from benchmarks._waiting import wait_until
@@ -120,7 +120,8 @@ def bare_restart(slice_: LocalSlice, sliver: str, port: int) -> float:
     killed = time.monotonic()
     process.kill()
     wait_until(lambda: gone(process.pid), 10, "the killed app process to go")
-    wait_until(lambda: healthy(port), 30, f"{sliver}'s instance back on {port}")
+    wait_until(lambda: answers_health(port, HEALTH_TIMEOUT), 30,
+               f"{sliver}'s instance back on {port}")
     return time.monotonic() - killed
 
 
@@ -208,7 +209,7 @@ def run_one(n: int, kills: int, restarts: int, archive: Path, sha256: str) -> di
                 if not started_at:
                     for name in alive(slice_, dead):
                         if (name, 0) not in before and (name, 1) not in before and \
-                                port_of(slice_, name, 0) is not None:
+                                slice_.member(name).app_port(APP, 0) is not None:
                             started_at.append(time.monotonic())
                             break
                 return len(instances(slice_, dead)) >= REPLICAS

@@ -8,7 +8,6 @@ nothing started under the slice's folder may survive a test.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -22,7 +21,6 @@ from actors.localslice import SERVICE, LocalSlice
 from dsmt.testing import wait_for
 from gateways.psepr.client import Client
 
-LISTENING = re.compile(rb"listening on ([\d.]+):(\d+)")
 
 
 def write_plan(path: Path, archive: Path, sha256: str, *, version: str = "1.0.0",
@@ -81,16 +79,6 @@ class Watcher:
 
     def close(self) -> None:
         self.client.close()
-
-
-def app_port(slice_: LocalSlice, sliver: str, service: str = "demo-app", instance: int = 0):
-    """The port the app instance says it listens on (its stdout log), or None."""
-    log = slice_.member(sliver).workspace / "logs" / f"{service}-{instance}.out.log"
-    try:
-        found = LISTENING.findall(log.read_bytes())
-    except FileNotFoundError:
-        return None
-    return int(found[-1][1]) if found else None
 
 
 def http_get(port: int, path: str) -> bytes | None:

@@ -13,7 +13,7 @@ import pytest
 
 from dsmt.testing import wait_for
 
-from tests.e2e.conftest import Watcher, app_port, http_get
+from tests.e2e.conftest import Watcher, http_get
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -52,7 +52,7 @@ def test_a_node_killed_with_sigkill_re_adopts_its_app_on_restart_and_still_resta
 
     try:
         member = slice_.start_sliver("s1")
-        port = wait_for(lambda: app_port(slice_, "s1"), timeout=90, message="the app to listen")
+        port = wait_for(slice_.member("s1").app_port, timeout=90, message="the app to listen")
         wait_for(lambda: health(port), timeout=30, message="/health")
         first = wait_for(lambda: running_after(0, bool), timeout=30,
                          message="the instance running, as seen on the router")
@@ -75,7 +75,7 @@ def test_a_node_killed_with_sigkill_re_adopts_its_app_on_restart_and_still_resta
                              == [0] for e in watcher.on(app_channel)), timeout=30,
                  message="the app's status to list instance 0 as adopted")
         assert demo_servers(slice_.root) == [pid]  # no duplicate
-        assert health(port)["status"] == "ok" and app_port(slice_, "s1") == port
+        assert health(port)["status"] == "ok" and slice_.member("s1").app_port() == port
         # Nothing after the adoption moved it: the agent's Deploy of the active version
         # restarted nothing.
         assert all(e.payload.get("pid") == pid for e in watcher.on(instance)[seen:])

@@ -14,7 +14,7 @@ from dsmt.hub import Endpoints
 from dsmt.testing import wait_for
 from gateways.view import SliceView
 
-from tests.e2e.conftest import app_port, http_get
+from tests.e2e.conftest import http_get
 
 DOWN = float(os.environ.get("DSMT_E2E_ROUTER_DOWN", "30"))
 
@@ -23,7 +23,7 @@ def test_a_router_outage_loses_no_retained_status(local_slice, demo_plan):
     slice_ = local_slice(slivers=1, plan=demo_plan)
     slice_.start()
     member = slice_.members[0]
-    port = wait_for(lambda: app_port(slice_, "s1"), timeout=90, message="the app to listen")
+    port = wait_for(slice_.member("s1").app_port, timeout=90, message="the app to listen")
     wait_for(lambda: http_get(port, "/health"), timeout=30, message="the app to answer")
 
     run = member.run_dir

@@ -9,7 +9,7 @@ import urllib.request
 from dsmt.event import STATUS
 from dsmt.testing import wait_for
 
-from tests.e2e.conftest import Watcher, app_port, write_plan
+from tests.e2e.conftest import Watcher, write_plan
 
 SERVICE = "demo-app"
 COOLDOWN = 2.0
@@ -39,7 +39,7 @@ def set_load(slice_, value: float) -> int:
     told = 0
     for member in slice_.members:
         for instance in range(MAX):
-            port = app_port(slice_, member.name, SERVICE, instance)
+            port = member.app_port(SERVICE, instance)
             if port is None:
                 continue
             request = urllib.request.Request(f"http://127.0.0.1:{port}/load", data=body,

@@ -6,7 +6,7 @@ import json
 
 from dsmt.testing import wait_for
 
-from tests.e2e.conftest import Watcher, app_port, http_get
+from tests.e2e.conftest import Watcher, http_get
 
 STAGES = ["fetch", "verify", "unpack", "install", "activate"]
 
@@ -21,7 +21,7 @@ def test_two_slivers_install_the_plan_and_serve_http_with_every_stage_seen_in_or
         for member in slice_.members:
             slice_.start_sliver(member.name)
         for member in slice_.members:
-            port = wait_for(lambda: app_port(slice_, member.name), timeout=90,
+            port = wait_for(lambda: member.app_port(), timeout=90,
                             message=f"the demo app of {member.name} to listen")
             body = wait_for(lambda: http_get(port, "/health"), timeout=30,
                             message=f"/health of {member.name}")

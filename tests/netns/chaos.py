@@ -42,11 +42,11 @@ import statistics
 import sys
 import threading
 import time
-import urllib.request
 from typing import Any, Callable
 
 import zmq
 
+from actors.localslice import answers_health
 from dsmt.testing import WaitTimeout, wait_for
 from tests.netns import faults
 from tests.netns.faults import BOUND, LATENCY, Fault
@@ -210,13 +210,11 @@ class Chaos:
         return took
 
     def _healthy(self) -> bool:
-        from tests.e2e.conftest import app_port
-
         for name, found in self.slice.instances().items():
             if not found:
                 continue
-            port = app_port(self.slice, name)
-            if port is None or not self.slice.network.call(name, _health, port):
+            port = self.slice.member(name).app_port()
+            if port is None or not self.slice.network.call(name, answers_health, port):
                 return False
         return True
 
@@ -318,12 +316,6 @@ class Chaos:
         }
 
 
-def _health(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
-            return reply.status == 200
-    except OSError:
-        return False
 
 
 def run(seed: int, seconds: float, faults_min: int, log: Callable[[str], None] = print,
