@@ -49,15 +49,14 @@ nonces are kept until they expire, so a node restart keeps them too
 Threads: a reader thread owns the bus :class:`dsmt.bus.Subscriber` and only
 ``tell()``\\s this actor each command event; everything else, including the
 bounded waits on other actors (``wait`` seconds), runs in the actor's
-thread. The reader is stopped through a wake-up event on its private
-channel, published by the actor's own publisher.
+thread. Stopping sets the reader's stop latch (:mod:`dsmt.latch`), which
+ends its blocking read at once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,12 +64,13 @@ from typing import Any, Callable
 
 import pykka
 
-from dsmt import channels, commands
+from dsmt import commands
 from dsmt.actor import Actor, Origin, fail
 from dsmt.bus import Bus
 from dsmt.commands import Body, CommandRejected, ReplayCache
 from dsmt.errors import DsmtError, SupervisorError
 from dsmt.event import COMMAND, RECORD, Event
+from dsmt.latch import Latch
 from dsmt.states import INITIATED, INSTANTIATED, REQUESTED, RUNNING
 
 from actors.messages import PlanCommand
@@ -78,9 +78,8 @@ from actors.messages import PlanCommand
 log = logging.getLogger(__name__)
 
 COMPONENT = "sliver"  # commands address the sliver as a whole
-POLL = 1.0
 START_TIMEOUT = 10.0
-WAKE_TYPE = "http://dsmt.org/xs/payload/commander-control"
+STOP_TIMEOUT = 3.0
 PLAN_COMMANDS = frozenset({"deploy", "undeploy", "scale"})
 
 DONE = "done"
@@ -122,8 +121,6 @@ class Commander(Actor):
         self.key: bytes | None = None
         self.key_problem: str | None = None
         self._reader: _Reader | None = None
-        self._control = channels.join("org", "dsmt", "commander", "control",
-                                      secrets.token_hex(8))
 
     # --- hooks (actor thread) --------------------------------------------------
 
@@ -134,7 +131,7 @@ class Commander(Actor):
         channels_ = (layout.command(COMPONENT), layout.command(COMPONENT, self.ctx.sliver))
         bus = self.bus or _bus_of(self.ctx)
         me = self.actor_ref
-        self._reader = _Reader(bus, layout.command(COMPONENT), channels_, self._control,
+        self._reader = _Reader(bus, layout.command(COMPONENT), channels_,
                                lambda event: _tell_quietly(me, _Received(event)),
                                lambda exc: _tell_quietly(me, _ReaderFailed(repr(exc))),
                                name=f"commander-reader-{self.ctx.sliver}")
@@ -294,24 +291,19 @@ class Commander(Actor):
         if reader is None:
             return
         reader.stopping.set()
-        if self.publisher is not None:
-            try:
-                self.publisher.publish(self._control, WAKE_TYPE, {"kind": "wake"})
-            except Exception:  # the hub may be gone already; the reader polls
-                log.debug("%s: cannot wake the reader", self.path, exc_info=True)
-        if not reader.join(POLL * 3):
+        if not reader.join(STOP_TIMEOUT):
             log.error("%s: the command reader did not stop", self.path)
 
 
 class _Reader:
     """The thread that owns the hub subscriber and hands on the command events."""
 
-    def __init__(self, bus: Bus, prefix: str, accept: tuple[str, ...], control: str,
+    def __init__(self, bus: Bus, prefix: str, accept: tuple[str, ...],
                  deliver: Callable[[Event], Any], on_fatal: Callable[[BaseException], Any],
                  name: str) -> None:
-        self.bus, self.prefix, self.accept, self.control = bus, prefix, accept, control
+        self.bus, self.prefix, self.accept = bus, prefix, accept
         self.deliver, self.on_fatal = deliver, on_fatal
-        self.stopping = threading.Event()
+        self.stopping = Latch()
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
@@ -326,11 +318,14 @@ class _Reader:
 
     def join(self, timeout: float) -> bool:
         self._thread.join(timeout)
-        return not self._thread.is_alive()
+        if self._thread.is_alive():
+            return False
+        self.stopping.close()  # nothing polls on it any more
+        return True
 
     def _main(self) -> None:
         try:
-            sub = self.bus.subscriber((self.prefix, self.control))
+            sub = self.bus.subscriber(self.prefix, stop=self.stopping)
         except BaseException as exc:
             self._error = exc
             self._ready.set()
@@ -338,7 +333,7 @@ class _Reader:
         self._ready.set()
         try:
             while not self.stopping.is_set():
-                event = sub.recv(POLL)
+                event = sub.recv()
                 if event is not None and event.type == COMMAND and event.channel in self.accept:
                     self.deliver(event)
         except BaseException as exc:  # the socket is gone: the actor must fail and restart

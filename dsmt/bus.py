@@ -49,6 +49,7 @@ from dsmt.errors import CodecError
 from dsmt.event import Address, Event, Sequencer
 from dsmt.gaps import GapDetector, Report
 from dsmt.hub import HWM, SYNC_PREFIX, Endpoints, sync_channel
+from dsmt.latch import Latch
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +81,18 @@ class Bus:
         return Publisher(self.context, self.endpoints.publish, sender, hwm=self.hwm,
                          send_timeout=self.send_timeout, connect_timeout=self.connect_timeout)
 
-    def subscriber(self, prefixes: Iterable[str] | str, snapshot: bool = False) -> Subscriber:
+    def subscriber(self, prefixes: Iterable[str] | str, snapshot: bool = False, *,
+                   stop: Latch | None = None) -> Subscriber:
         """A subscriber to ``prefixes`` (``"/"`` = all), owned by the calling thread.
 
         With ``snapshot=True`` it first yields the retained events under the
         prefixes, then every event the hub forwarded after that snapshot.
-        Raises ChannelError for a bad prefix, TimeoutError if the hub is mute.
+        Once ``stop`` is set (from any thread), ``recv`` returns None at once
+        instead of waiting. Raises ChannelError for a bad prefix, TimeoutError
+        if the hub is mute.
         """
         return Subscriber(self.context, self.endpoints, prefixes, snapshot=snapshot,
-                          hwm=self.hwm, timeout=self.connect_timeout)
+                          hwm=self.hwm, timeout=self.connect_timeout, stop=stop)
 
 
 class _Owned:
@@ -231,9 +235,11 @@ class Subscriber(_Owned):
     """Receives the events under some prefixes from the hub, in hub order.
 
     ``recv(timeout)`` returns the next event or None after ``timeout``
-    seconds (None: wait forever; 0: do not wait). Iterating yields events
-    forever. What does not decode is skipped and counted in ``undecodable``
-    (each frame pair that fails, each lone or stray frame); per-sender
+    seconds (None: wait forever; 0: do not wait), or at once when no event is
+    waiting and the ``stop`` latch is set (:mod:`dsmt.latch`: how another
+    thread ends a blocking read). Iterating yields events until then.
+    What does not decode is skipped and counted in ``undecodable`` (each
+    frame pair that fails, each lone or stray frame); per-sender
     losses are in ``gaps`` (reports, newest last) and ``gap_detector``.
     Events on other subscribers' sync channels (seen by a ``/`` subscriber)
     are skipped.
@@ -241,7 +247,7 @@ class Subscriber(_Owned):
 
     def __init__(self, context: zmq.Context, endpoints: Endpoints,
                  prefixes: Iterable[str] | str, *, snapshot: bool = False, hwm: int = HWM,
-                 timeout: float = CONNECT_TIMEOUT) -> None:
+                 timeout: float = CONNECT_TIMEOUT, stop: Latch | None = None) -> None:
         self._owner = threading.get_ident()
         if isinstance(prefixes, str):
             prefixes = [prefixes]
@@ -256,6 +262,9 @@ class Subscriber(_Owned):
         self._sock = sock
         self._poller = zmq.Poller()  # one for all waits: Socket.poll() builds one per call
         self._poller.register(sock, zmq.POLLIN)
+        self._stop = stop
+        if stop is not None:
+            self._poller.register(stop.fileno(), zmq.POLLIN)
         try:
             sock.linger = 0
             sock.rcvhwm = hwm
@@ -290,6 +299,8 @@ class Subscriber(_Owned):
             try:
                 head = recv(NOBLOCK)
             except zmq.Again:
+                if self._stop is not None and self._stop.is_set():
+                    return None
                 if deadline is None:
                     if timeout is None:
                         self._poller.poll()
@@ -330,6 +341,8 @@ class Subscriber(_Owned):
             event = self.recv()
             if event is not None:
                 yield event
+            elif self._stop is not None and self._stop.is_set():
+                return
 
     def _next(self, sock: zmq.Socket, deadline: float | None) -> Event | None:
         """The next decodable event from the socket (sync ones included), or None."""

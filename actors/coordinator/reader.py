@@ -9,9 +9,10 @@ closed in that thread (pyzmq's rule).
 Contract: :meth:`HubReader.start` returns once the subscription is open (it
 raises what opening it raised, within ``open_timeout``); if reading fails
 later, the coordinator is failed (:func:`dsmt.actor.fail`) with the reason,
-so its supervisor restarts it. :meth:`HubReader.stop` asks the thread to end
-and waits for it (bounded by the poll interval). :func:`start_reader` finds
-the bus a coordinator reads from and starts its reader.
+so its supervisor restarts it. :meth:`HubReader.stop` sets the subscriber's
+stop latch (:mod:`dsmt.latch`), which ends the thread's blocking read at
+once, and waits for the thread. :func:`start_reader` finds the bus a
+coordinator reads from and starts its reader.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from typing import Any
 
 from dsmt.actor import fail, tell
 from dsmt.event import Event
+from dsmt.latch import Latch
 
 log = logging.getLogger(__name__)
 
-READ_POLL = 0.2
+STOP_WAIT = 2.0
 
 
 class Seen:
@@ -64,7 +66,7 @@ class HubReader:
         self.layout = layout
         self.ref = ref
         self.name = name
-        self._stopping = threading.Event()
+        self._stopping = Latch()
         self._thread: threading.Thread | None = None
 
     def start(self, open_timeout: float = 10.0) -> HubReader:
@@ -81,12 +83,16 @@ class HubReader:
     def stop(self) -> None:
         self._stopping.set()
         if self._thread is not None:
-            self._thread.join(2 * READ_POLL + 1.0)
+            self._thread.join(STOP_WAIT)
+            if self._thread.is_alive():
+                log.error("%s: the hub reader did not stop within %ss", self.name, STOP_WAIT)
+                return  # it may still poll on the latch: leave it open
+        self._stopping.close()
 
     def _read(self, ready: threading.Event, problem: list[BaseException]) -> None:
         try:
             sub = self.bus.subscriber([self.layout.plan(), self.layout.heartbeat()],
-                                      snapshot=True)
+                                      snapshot=True, stop=self._stopping)
         except BaseException as exc:
             problem.append(exc)
             ready.set()
@@ -94,7 +100,7 @@ class HubReader:
         ready.set()
         try:
             while not self._stopping.is_set():
-                event = sub.recv(READ_POLL)
+                event = sub.recv()
                 if event is not None:
                     tell(self.ref, Seen(event, self.clock.monotonic(), self.clock.wall()))
         except BaseException as exc:  # the socket is gone: the actor must know

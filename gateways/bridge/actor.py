@@ -159,7 +159,7 @@ class Bridge(Actor):
         self._writer = HubWriter(bus, Address(f"{self.component}.import", self.ctx.sliver),
                                  cfg.import_queue, self._on_fatal("hub writer"))
         self._writer.start(START_TIMEOUT)
-        self._reader = HubReader(bus, cfg.export_prefixes, self._writer, self._exporter.export,
+        self._reader = HubReader(bus, cfg.export_prefixes, self._exporter.export,
                                  self._on_fatal("hub reader"), name=f"bridge-reader-{self.path}")
         self._reader.start(START_TIMEOUT)
         self.change_state(INITIATED, "hub side ready")

@@ -22,7 +22,7 @@ from dsmt.event import Event
 
 from gateways.bridge.exporter import RESYNC
 from gateways.bridge.recent import RecentIds
-from gateways.bridge.threads import CONTROL_TYPE, HubWriter
+from gateways.bridge.threads import HubWriter
 
 COUNTERS = ("imported", "echoes", "duplicates", "control", "import_dropped")
 
@@ -37,7 +37,7 @@ class Importer:
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
 
     def __call__(self, event: Event) -> None:
-        if event.type in (RESYNC, CONTROL_TYPE):
+        if event.type == RESYNC:
             self.counters["control"] += 1
         elif event in self.exported:
             self.counters["echoes"] += 1

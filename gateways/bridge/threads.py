@@ -16,34 +16,25 @@ goes on. Only the loss of the socket itself (the hub or the ZeroMQ context
 gone) ends a thread; ``on_fatal(exc)`` is then called in that thread so the
 actor can fail and be restarted by its supervisor.
 
-Stopping: the reader blocks in ``recv``; :meth:`HubReader.stop` asks the
-writer to publish a wake-up event on the reader's private control channel,
-so it returns at once; if the hub cannot carry it the reader still notices
-within :data:`POLL` seconds.
+Stopping: the reader blocks in ``recv``; :meth:`HubReader.stop` sets its
+subscriber's stop latch (:mod:`dsmt.latch`), so it returns at once; the
+writer ends after the events queued before its :meth:`HubWriter.stop`.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import secrets
 import threading
 from typing import Any, Callable, Sequence
 
-from dsmt import channels
 from dsmt.bus import Bus
 from dsmt.event import Address, Event
+from dsmt.latch import Latch
 
 log = logging.getLogger(__name__)
 
-POLL = 1.0
-CONTROL_TYPE = "http://dsmt.org/xs/payload/bridge-control"
 _STOP = object()
-
-
-def control_channel(token: str) -> str:
-    """The private channel a reader listens to for its wake-up (token: letters, digits)."""
-    return channels.join("org", "dsmt", "bridge", "control", token)
 
 
 class _Thread:
@@ -122,10 +113,6 @@ class HubWriter(_Thread):
             return False
         return True
 
-    def wake(self, channel: str) -> None:
-        """Publish a wake-up event on ``channel`` (any thread; after the queued events)."""
-        self._queue.put(("wake", channel))
-
     def stop(self) -> None:
         """Ask the thread to close its publisher and end, after what is queued (any thread)."""
         self._queue.put(_STOP)
@@ -139,12 +126,8 @@ class HubWriter(_Thread):
             if item is _STOP:
                 return
             try:
-                # An Event may itself be a tuple (a NamedTuple): test for it first.
-                if isinstance(item, Event):
-                    publisher.send(item)
-                    self.sent += 1
-                else:
-                    publisher.publish(item[1], CONTROL_TYPE, {"kind": "wake"})
+                publisher.send(item)
+                self.sent += 1
                 self.hub_dropped = publisher.dropped
             except Exception:  # one bad event must not stop the imports
                 self.errors += 1
@@ -154,34 +137,37 @@ class HubWriter(_Thread):
 class HubReader(_Thread):
     """Reads the export prefixes from the hub and calls ``handle(event, from_snapshot)``."""
 
-    def __init__(self, bus: Bus, prefixes: Sequence[str], writer: HubWriter,
-                 handle: Callable[[Event, bool], Any],
+    def __init__(self, bus: Bus, prefixes: Sequence[str], handle: Callable[[Event, bool], Any],
                  on_fatal: Callable[[BaseException], Any], name: str = "bridge-reader") -> None:
         self.name = name
         super().__init__(on_fatal)
         self.bus = bus
         self.prefixes = tuple(prefixes)
-        self.writer = writer
         self.handle = handle
         self.undecodable = 0
-        self.control = control_channel(secrets.token_hex(8))
-        self._stopping = threading.Event()
+        self._stopping = Latch()
 
     def stop(self) -> None:
-        """Ask the reader to end (any thread); wakes it through the hub."""
+        """Ask the reader to end (any thread): its blocking read returns at once."""
         self._stopping.set()
-        self.writer.wake(self.control)
+
+    def join(self, timeout: float) -> bool:
+        ended = super().join(timeout)
+        if ended:  # nothing polls on the latch any more
+            self._stopping.close()
+        return ended
 
     def _open(self) -> Any:
-        return self.bus.subscriber((*self.prefixes, self.control), snapshot=bool(self.prefixes))
+        return self.bus.subscriber(self.prefixes, snapshot=bool(self.prefixes),
+                                  stop=self._stopping)
 
     def _serve(self, sub: Any) -> None:
         snapshot = sub.snapshot
         left = 0 if snapshot is None else len(snapshot.events)
         while not self._stopping.is_set():
-            event = sub.recv(POLL)
+            event = sub.recv()
             self.undecodable = sub.undecodable
-            if event is None or event.channel == self.control:
+            if event is None:
                 continue
             from_snapshot = left > 0
             left -= from_snapshot

@@ -17,6 +17,8 @@ from dsmt.errors import ChannelError, CodecError
 from dsmt.event import Address, Event, Sequencer
 from dsmt.gaps import EpochChange, Gap, GapDetector, Stale
 from dsmt.hub import Hub, sync_channel
+from dsmt.latch import Latch
+from dsmt.testing import wait_for
 
 pytestmark = pytest.mark.timeout(30)
 BOUND = 20.0  # generous: these tests run beside others on a 2-core machine
@@ -46,6 +48,38 @@ def test_a_receive_that_times_out_waits_in_whole_milliseconds_not_in_a_spin(bus,
         assert sub.recv(0.0505) is None
     assert polls and all(isinstance(t, int) and t > 0 for t in polls), polls
     assert len(polls) <= 3, polls
+
+
+def test_a_blocking_receive_returns_none_once_another_thread_sets_its_stop_latch(bus):
+    stop = Latch()
+    results: list = []
+    opened = threading.Event()
+
+    def read() -> None:
+        with bus.subscriber("/latch/", stop=stop) as sub:
+            opened.set()
+            results.append(sub.recv())  # no timeout: only the latch ends this wait
+            results.append(sub.recv())  # and every wait after it
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert opened.wait(BOUND)
+    stop.set()
+    reader.join(BOUND)
+    assert not reader.is_alive()
+    assert results == [None, None]
+    stop.close()
+
+
+def test_a_set_stop_latch_still_lets_the_events_already_waiting_be_read(bus):
+    stop = Latch()
+    with bus.subscriber("/latch2/", stop=stop) as sub, bus.publisher(Address("p")) as pub:
+        sent = [pub.publish("/latch2/", "t", n) for n in range(3)]
+        wait_for(lambda: sub._sock.poll(0), BOUND)
+        stop.set()
+        got = list(sub)  # iterating ends at the first wait once the latch is set
+    assert got[:1] == sent[:1] and all(e in sent for e in got)
+    stop.close()
 
 
 def test_poll_ms_rounds_up_so_a_poll_never_returns_before_its_deadline():

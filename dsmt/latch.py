@@ -1,0 +1,65 @@
+"""A stop flag a ZeroMQ poll can wait on: how one thread ends another's blocking read.
+
+A thread that owns a hub socket waits in ``zmq.Poller.poll``; a
+``threading.Event`` set by another thread cannot wake it, so readers used to
+poll every 0.2-1 s to look at their flag, or to publish a wake-up event on a
+private hub channel (which the hub might not carry). A :class:`Latch` is that
+flag with a file descriptor: ``set()`` (any thread, idempotent) makes
+:meth:`fileno` readable for good, so a poll that includes it returns at once,
+now and every time after. :class:`dsmt.bus.Subscriber` takes one
+(``Bus.subscriber(..., stop=latch)``) and its ``recv`` returns None once it
+is set.
+
+The descriptor is the read end of a pipe (non-blocking, not inherited by
+child processes). :meth:`close` releases both ends; call it once the thread
+that polls on it has ended (a closed descriptor in a poll is an error, and
+its number may be reused). A latch that is garbage collected is closed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+
+
+class Latch:
+    """A flag that is set once and stays set, with a descriptor readable from then on."""
+
+    def __init__(self) -> None:
+        self._set = threading.Event()
+        self._lock = threading.Lock()
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        os.set_blocking(write, False)
+        self._read, self._write = read, write
+        self._closer = weakref.finalize(self, _close_fds, read, write)
+
+    def set(self) -> None:
+        """Set the flag and make :meth:`fileno` readable (any thread; idempotent)."""
+        with self._lock:
+            if self._set.is_set():
+                return
+            self._set.set()
+            if self._closer.alive:
+                os.write(self._write, b"\0")  # one byte, never read: stays readable
+
+    def is_set(self) -> bool:
+        return self._set.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until set (True) or ``timeout`` seconds passed (False), as Event.wait."""
+        return self._set.wait(timeout)
+
+    def fileno(self) -> int:
+        return self._read
+
+    def close(self) -> None:
+        """Release the descriptors (idempotent); the flag itself keeps working."""
+        with self._lock:
+            self._closer()
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        os.close(fd)
