@@ -76,10 +76,15 @@ class Bus:
         self.send_timeout = send_timeout
         self.connect_timeout = connect_timeout
 
-    def publisher(self, sender: Address) -> Publisher:
-        """A publisher for ``sender``, owned by the calling thread."""
+    def publisher(self, sender: Address, *, send_timeout: float | None = None) -> Publisher:
+        """A publisher for ``sender``, owned by the calling thread.
+
+        ``send_timeout`` (default: the bus's) bounds the wait on a full hub
+        queue before an event is dropped; 0 never waits (an event loop's thread).
+        """
         return Publisher(self.context, self.endpoints.publish, sender, hwm=self.hwm,
-                         send_timeout=self.send_timeout, connect_timeout=self.connect_timeout)
+                         send_timeout=self.send_timeout if send_timeout is None else send_timeout,
+                         connect_timeout=self.connect_timeout)
 
     def subscriber(self, prefixes: Iterable[str] | str, snapshot: bool = False, *,
                    stop: Latch | None = None) -> Subscriber:

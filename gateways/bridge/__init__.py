@@ -4,7 +4,7 @@ One :class:`Bridge` actor per sliver, a child of the sliver's root
 supervisor (DESIGN.md §4 "Bridge", §5)::
 
     hub --(export prefixes)--> HubReader -> Exporter/Outbox -> psepr.Client -> router
-    hub <-- HubWriter <-- Importer <--(import leases)-------- psepr.Client <- router
+    hub <-- Importer (in the client's thread) <--(import leases)-- psepr.Client <- router
 
 - **Export**: every hub event under an export prefix (the hub's retained
   snapshot first, when the bridge starts) is sent to the router as is: its

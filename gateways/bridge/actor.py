@@ -5,7 +5,7 @@ bridge's retained status::
 
     requested     on_start began; or, later, the router in use was lost
                   (reason: "lost router HOST:PORT; reconnecting")
-    initiated     the hub side is up: reader and writer threads own their sockets
+    initiated     the hub side is up: the reader thread owns its subscription
     instantiated  the PsEPR client runs and is connecting (reason says so)
     running       logged in to a router (detail ``router``); the buffered
                   events and the current state were handed to the client
@@ -21,10 +21,11 @@ seconds) and a warning is logged, so a loss is never silent.
 
 Threads: the hooks and handlers run in the actor's thread. The client's
 callbacks run in the client's thread and only touch the exporter (which
-has its own lock), the importer, and ``tell()`` this actor. The two hub
-threads are described in :mod:`gateways.bridge.threads`; a fatal error in
-either (its socket is gone) makes the actor fail, so its supervisor starts
-a new bridge.
+has its own lock), the importer (which publishes imports on the hub from
+that thread, :mod:`gateways.bridge.importer`), and ``tell()`` this actor.
+The hub reader thread is described in :mod:`gateways.bridge.reader`; a
+fatal error in it or in the importer (a hub socket is gone) makes the
+actor fail, so its supervisor starts a new bridge.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ from gateways.bridge.exporter import RESYNC, RESYNC_CHANNEL, Exporter
 from gateways.bridge.importer import Importer
 from gateways.bridge.outbox import Outbox
 from gateways.bridge.recent import RecentIds
-from gateways.bridge.threads import HubReader, HubWriter
-from gateways.psepr.client import CONNECTED, Client
+from gateways.bridge.reader import HubReader
+from gateways.psepr.client import CLOSED, CONNECTED, Client
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,6 @@ class Bridge(Actor):
         self.connections = 0
         self._client: Client | None = None
         self._reader: HubReader | None = None
-        self._writer: HubWriter | None = None
         self._exporter: Exporter | None = None
         self._importer: Importer | None = None
         self._loss_reported = float("-inf")
@@ -156,14 +156,12 @@ class Bridge(Actor):
         self._exporter = Exporter(
             self._client, Outbox(cfg.buffer_max_events, cfg.buffer_max_bytes), exported,
             imported, self.ctx.sliver, cfg.max_stanza, on_loss=self._on_loss)
-        self._writer = HubWriter(bus, Address(f"{self.component}.import", self.ctx.sliver),
-                                 cfg.import_queue, self._on_fatal("hub writer"))
-        self._writer.start(START_TIMEOUT)
         self._reader = HubReader(bus, cfg.export_prefixes, self._exporter.export,
                                  self._on_fatal("hub reader"), name=f"bridge-reader-{self.path}")
         self._reader.start(START_TIMEOUT)
         self.change_state(INITIATED, "hub side ready")
-        self._importer = Importer(self._writer, exported, imported)
+        self._importer = Importer(bus, Address(f"{self.component}.import", self.ctx.sliver),
+                                  exported, imported, self._on_fatal("hub importer"))
         for prefix in cfg.import_prefixes:
             self._client.lease(prefix, self._importer, duration=cfg.lease_duration)
         if cfg.export_prefixes:
@@ -176,20 +174,16 @@ class Bridge(Actor):
                         self.path, cfg.connect_wait)
 
     def _close(self) -> None:
-        """Stop the client and both threads; idempotent, and fine after a partial start."""
+        """Stop the reader and the client; idempotent, and fine after a partial start."""
         if self._loss_timer is not None:
             self._loss_timer.cancel()
-        reader, writer, client = self._reader, self._writer, self._client
+        reader, client = self._reader, self._client
         if reader is not None and reader.alive:
             reader.stop()
             if not reader.join(STOP_TIMEOUT):
                 log.error("%s: the hub reader did not stop within %ss", self.path, STOP_TIMEOUT)
         if client is not None:
-            client.close(STOP_TIMEOUT)
-        if writer is not None and writer.alive:
-            writer.stop()
-            if not writer.join(STOP_TIMEOUT):
-                log.error("%s: the hub writer did not stop within %ss", self.path, STOP_TIMEOUT)
+            client.close(STOP_TIMEOUT)  # its thread closes the importer's publisher
 
     def _client_state(self, message: _ClientState) -> None:
         if message.state == CONNECTED:
@@ -235,18 +229,22 @@ class Bridge(Actor):
             counters.update(self._exporter.stats())
         if self._importer is not None:
             counters.update(self._importer.stats())
-        for thread, prefix in ((self._reader, "reader"), (self._writer, "writer")):
-            if thread is not None:
-                counters[f"{prefix}_errors"] = thread.errors
         if self._reader is not None:
+            counters["reader_errors"] = self._reader.errors
             counters["undecodable"] = self._reader.undecodable
         return counters
 
     # -- callbacks from other threads: only tell() ------------------------------
 
     def _on_client_state(self, state: str) -> None:
-        """Client thread: update the exporter at once, then tell the actor."""
-        exporter, client = self._exporter, self._client
+        """Client thread: update the exporter at once, then tell the actor.
+
+        ``closed`` is the last call of the client's thread: the importer
+        closes the hub publisher it opened in that thread.
+        """
+        exporter, client, importer = self._exporter, self._client, self._importer
+        if state == CLOSED and importer is not None:
+            importer.close()
         if exporter is not None:
             if state == CONNECTED:
                 exporter.connected()

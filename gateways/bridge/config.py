@@ -37,9 +37,6 @@ class BridgeConfig:
       import leases (the client renews at 80 %, DESIGN.md §4);
     - ``tls``: connect with TLS; ``tls_ca_file`` (None: the system's CAs) and
       ``tls_check_hostname`` say how the router's certificate is checked;
-    - ``import_queue``: imported events waiting for the hub publisher; beyond
-      it they are dropped and counted (the hub is local, so this means it is
-      stuck);
     - ``id_memory``: how many event ids of each direction are remembered for
       loop prevention;
     - ``max_stanza``: the largest message stanza sent or accepted;
@@ -64,7 +61,6 @@ class BridgeConfig:
     tls: bool = False
     tls_ca_file: str | None = None
     tls_check_hostname: bool = True
-    import_queue: int = 10_000
     id_memory: int = 65_536
     max_stanza: int = 65_536
     connect_wait: float | None = 5.0
@@ -87,7 +83,7 @@ class BridgeConfig:
         object.__setattr__(self, "import_prefixes", imports)
         if not self.service:
             raise ValueError("bridge: service must not be empty")
-        for name in ("buffer_max_events", "import_queue", "id_memory", "lease_max_tries"):
+        for name in ("buffer_max_events", "id_memory", "lease_max_tries"):
             if getattr(self, name) < 1:
                 raise ValueError(f"bridge: {name} must be at least 1")
         if self.buffer_max_bytes is not None and self.buffer_max_bytes < 1:
