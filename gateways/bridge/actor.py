@@ -163,7 +163,7 @@ class Bridge(Actor):
         self._importer = Importer(bus, Address(f"{self.component}.import", self.ctx.sliver),
                                   exported, imported, self._on_fatal("hub importer"))
         for prefix in cfg.import_prefixes:
-            self._client.lease(prefix, self._importer, duration=cfg.lease_duration)
+            self._client.lease(prefix, self._importer, duration=cfg.lease_duration, echo=False)
         if cfg.export_prefixes:
             self._client.lease(RESYNC_CHANNEL, self._exporter.resync, type=RESYNC,
                                duration=cfg.lease_duration)

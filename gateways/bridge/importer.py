@@ -15,9 +15,10 @@ handshake (a local socket: a millisecond), once.
 
 Not imported, and counted:
 
-- ``echoes``: an event this bridge exported (the router sends a connection
+- ``echoes``: an event this bridge exported (a router sends a connection
   what it leased, its own events included, when export and import prefixes
-  overlap);
+  overlap; the bridge's import leases ask for no echo, so only a router
+  that does not know that option sends them);
 - ``duplicates``: an event already imported (two overlapping import leases
   both match it, so the client calls back twice);
 - ``control``: the bridges' own control events (resync requests);

@@ -81,7 +81,7 @@ def _attribute_from(el: etree._Element) -> dict[str, Any]:
 
 
 def _lease_to(payload: Any) -> etree._Element:
-    _check_keys("lease", payload, {"op", "identifier", "duration"}, {"type"})
+    _check_keys("lease", payload, {"op", "identifier", "duration"}, {"type", "echo"})
     if type(payload["op"]) is not str or payload["op"] not in LEASE_OPS:
         raise XmlError(f"lease op must be one of {sorted(LEASE_OPS)}", payload["op"])
     el = _new_payload(LEASE)
@@ -90,11 +90,15 @@ def _lease_to(payload: Any) -> etree._Element:
     _child(el, LEASE, "op", payload["op"])
     if payload.get("type") is not None:
         _child(el, LEASE, "type", safe("lease type", payload["type"], 512))
+    if "echo" in payload:
+        if type(payload["echo"]) is not bool:
+            raise XmlError("lease echo must be true or false", payload["echo"])
+        _child(el, LEASE, "echo", "true" if payload["echo"] else "false")
     return el
 
 
 def _lease_from(el: etree._Element) -> dict[str, Any]:
-    fields = _children_by_name(el, ("duration", "identifier", "op", "type"))
+    fields = _children_by_name(el, ("duration", "identifier", "op", "type", "echo"))
     op = fields.get("op", "").strip()
     if op not in LEASE_OPS:
         raise XmlError(f"lease op must be one of {sorted(LEASE_OPS)}", op)
@@ -103,12 +107,18 @@ def _lease_from(el: etree._Element) -> dict[str, Any]:
     duration = fields.get("duration")
     if duration is None and op != "unregister":
         raise XmlError(f"lease {op} without duration")
-    return {
+    payload = {
         "op": op,
         "identifier": fields["identifier"],
         "duration": 0.0 if duration is None else parse_seconds("lease duration", duration),
         "type": fields.get("type") or None,
     }
+    echo = fields.get("echo")
+    if echo is not None:
+        if echo.strip() not in ("true", "false"):
+            raise XmlError("lease echo must be true or false", echo)
+        payload["echo"] = echo.strip() == "true"
+    return payload
 
 
 def _raw_to(type_: str, payload: Any) -> etree._Element:

@@ -77,6 +77,7 @@ class Subscription:
     callback: Callable[[Event], Any]
     machine: lm.ClientLease
     error: str | None = None  # why the router refused it (state "refused")
+    echo: bool = True  # False: the router is asked not to send our own events back
 
     @property
     def state(self) -> str:
@@ -149,8 +150,13 @@ class Client:
         self._call(self._publish, event)
 
     def lease(self, prefix: str, callback: Callable[[Event], Any], *, type: str | None = None,
-              duration: float = 60.0, identifier: str | None = None) -> Subscription:
+              duration: float = 60.0, identifier: str | None = None,
+              echo: bool = True) -> Subscription:
         """Hold a lease on ``prefix``; ``callback(event)`` gets every matching event.
+
+        ``echo=False`` asks the router not to deliver this client's own events
+        through this lease (a DSMT addition, see :mod:`gateways.psepr.routes`;
+        a router that does not know it sends them anyway).
 
         Raises ChannelError for an invalid prefix, and for ``/``: a lease is
         an event sent to its channel, and the PsEPR XML codec accepts no
@@ -159,7 +165,7 @@ class Client:
         channels.validate(prefix)
         identifier = identifier or uuid.uuid4().hex
         machine = lm.ClientLease(identifier, prefix, type, duration, self._timing)
-        sub = Subscription(identifier, prefix, type, callback, machine)
+        sub = Subscription(identifier, prefix, type, callback, machine, echo=echo)
         self._call(self._add_lease, sub)
         return sub
 
@@ -288,9 +294,12 @@ class Client:
             self._proto.send_event(self._lease_event(sub, "unregister"))
 
     def _lease_event(self, sub: Subscription, op: str) -> Event:
-        return self.sequencer.make(sub.prefix, LEASE, {
-            "op": op, "identifier": sub.identifier,
-            "duration": 0.0 if op == "unregister" else sub.machine.duration, "type": sub.type})
+        payload = {"op": op, "identifier": sub.identifier,
+                   "duration": 0.0 if op == "unregister" else sub.machine.duration,
+                   "type": sub.type}
+        if not sub.echo and op == "register":
+            payload["echo"] = False  # only when asked: the 2005 payload otherwise
+        return self.sequencer.make(sub.prefix, LEASE, payload)
 
     def _act(self, sub: Subscription, action: str) -> None:
         if action == lm.SEND and self._proto is not None:

@@ -3,7 +3,8 @@
 A lease is a subscription granted by the router (DESIGN.md §4): an owner
 (one connection), an ``identifier`` chosen by the owner, the channel
 ``prefix`` it receives, an optional payload namespace ``type`` it is
-restricted to, and a deadline. Registering an identifier the owner already
+restricted to, whether it brings the owner's own events back (``echo``, a
+DSMT addition, default true) and a deadline. Registering an identifier the owner already
 holds replaces that lease (a renewal); unregistering or disconnecting
 removes it; the router calls :meth:`LeaseTable.expire` when
 :meth:`LeaseTable.next_deadline` is due.
@@ -32,6 +33,7 @@ class Lease:
     type: str | None
     granted: float | None
     expires: float | None
+    echo: bool = True
 
     @property
     def key(self) -> tuple[Hashable, str]:
@@ -76,6 +78,7 @@ class LeaseTable:
         type: str | None,
         duration: float | None,
         now: float,
+        echo: bool = True,
     ) -> tuple[Lease, Lease | None]:
         """Grant (or renew) a lease; returns ``(new, replaced-or-None)``.
 
@@ -83,7 +86,7 @@ class LeaseTable:
         """
         old = self._leases.get((owner, identifier))
         expires = None if duration is None else now + duration
-        lease = Lease(owner, identifier, prefix, type, duration, expires)
+        lease = Lease(owner, identifier, prefix, type, duration, expires, echo)
         self._leases[lease.key] = lease
         self._by_owner.setdefault(owner, {})[identifier] = lease
         if expires is not None:

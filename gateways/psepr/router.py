@@ -4,7 +4,8 @@ An asyncio server (default 127.0.0.1:23345) that clients log in to with a
 service name and password, lease channels on, and publish events to. Every
 event goes to every connection holding a matching lease
 (:mod:`gateways.psepr.routes`) — back to its sender only if the sender
-leased it — and to every peer router that leased it
+leased it, and not through a lease taken with ``echo`` false — and to
+every peer router that leased it
 (:mod:`gateways.psepr.mesh`).
 
 Leases (:mod:`gateways.psepr.leases`): a ``LEASE`` event with op
@@ -230,7 +231,7 @@ class Router:
     def route(self, event: Event | xml.Envelope, client_bytes: Callable[[], bytes], source=None,
               hops: int = 0) -> int:
         """Send ``event`` to every matching holder; returns how many got it."""
-        targets = self.routes.match(event.channel, event.type, event.to)
+        targets = self.routes.match(event.channel, event.type, event.to, source)
         data = None
         peers = None
         for target in targets:
@@ -271,7 +272,7 @@ class Router:
             duration = grant_duration(payload["duration"], self.config.default_lease,
                                       self.config.max_lease)
         lease, old = self.leases.register(conn, identifier, event.channel, payload["type"],
-                                          duration, self.now())
+                                          duration, self.now(), payload.get("echo", True))
         if old is not None:
             self._unroute(old)
         self.routes.add(lease)

@@ -10,7 +10,11 @@ instance); peer links are never narrowed this way, because the addressee
 may sit behind them.
 
 Each holder receives an event at most once, however many of its leases
-match. Not thread-safe: the router's event loop owns it.
+match. The event's own publisher (``source``) receives it only through a
+lease that did not ask for no echo (``echo=False``, a DSMT addition to the
+lease payload, like NATS's ``no_echo``: a bridge that both exports and
+imports a prefix would otherwise be sent each of its own events back, to
+parse and drop). Not thread-safe: the router's event loop owns it.
 """
 
 from __future__ import annotations
@@ -48,8 +52,9 @@ class RouteIndex:
         if bucket is not None and bucket.pop(id(lease), None) is not None and not bucket:
             del self._by_prefix[lease.prefix]
 
-    def match(self, channel: str, type: str, to: Address | None = None) -> list[Holder]:
-        """The distinct holders that receive an event of ``type`` on ``channel``."""
+    def match(self, channel: str, type: str, to: Address | None = None,
+              source: Holder | None = None) -> list[Holder]:
+        """The distinct holders that receive an event of ``type`` on ``channel`` from ``source``."""
         found: dict[int, Holder] = {}
         by_prefix = self._by_prefix
         for prefix in self.prefixes(channel):
@@ -60,6 +65,8 @@ class RouteIndex:
                 if lease.type is not None and lease.type != type:
                     continue
                 owner = lease.owner
+                if owner is source and not lease.echo:
+                    continue
                 if to is not None and not owner.is_peer and not _addressed(owner.address, to):
                     continue
                 found[id(owner)] = owner

@@ -50,6 +50,12 @@ hub unchanged) depends on the namespace:
     the lease to one payload namespace) →
     ``{"op": str, "identifier": str, "duration": float, "type": str | None}``.
     ``duration`` may be omitted only for ``unregister`` (read as 0.0).
+    DSMT addition: an optional child ``echo`` (``true`` | ``false``, key
+    ``"echo": bool`` only when present); ``false`` asks the router not to
+    send the lease holder the events it publishes itself (see
+    :mod:`gateways.psepr.routes`). A router that does not know it ignores
+    it, as 2005 routers ignore unknown children: the holder then gets its
+    own events back, as before.
 
     For both PsEPR payloads, children are matched by local name (any or no
     namespace), text is taken verbatim, numbers are written as integers when

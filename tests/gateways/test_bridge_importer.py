@@ -1,4 +1,4 @@
-"""The bridge's importer with a real hub: it publishes in its caller's thread (the PsEPR client's)."""
+"""The bridge's importer with a real hub: it publishes in its caller's (the client's) thread."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import zmq
 from dsmt.bus import Bus
 from dsmt.event import RECORD, Address, Sequencer
 from dsmt.hub import Endpoints, Hub
+from gateways.bridge import resync_request
 from gateways.bridge.importer import Importer
 from gateways.bridge.recent import RecentIds
 
@@ -61,3 +62,18 @@ def test_a_hub_that_cannot_be_reached_fails_the_bridge_once_and_counts_each_lost
         importer(sequencer.make("/test/x/", RECORD, n))
     assert [type(exc) for exc in fatal] == [TimeoutError]
     assert importer.stats()["import_dropped"] == 3 and importer.stats()["imported"] == 0
+
+
+def test_an_echo_of_an_export_and_a_resync_request_are_counted_and_never_published(
+        ctx, tmp_path):
+    # A router that ignores the import lease's echo=False sends the bridge its own exports.
+    mute = Bus(ctx, Endpoints.ipc(tmp_path), connect_timeout=0.2)  # publishing would fail
+    fatal: list = []
+    exported = RecentIds(100)
+    importer = Importer(mute, IMPORTER, exported, RecentIds(100), fatal.append)
+    own = Sequencer(Address("app", "s1")).make("/test/x/", RECORD, "exported")
+    exported.add(own)
+    importer(own)
+    importer(resync_request(Sequencer(Address("late", "c1")), "/test/"))
+    assert fatal == [] and importer._publisher is None
+    assert importer.stats()["echoes"] == 1 and importer.stats()["control"] == 1

@@ -114,6 +114,23 @@ def test_events_go_to_the_callbacks_whose_prefix_and_type_match(router, make_cli
     assert [e.payload["value"] for e in under_b] == ["attr"]
 
 
+def test_a_lease_without_echo_gets_every_event_on_its_prefix_but_the_clients_own(
+        router, make_client):
+    quiet, loud = [], []
+    client = make_client(router)
+    subs = [client.lease("/a/", quiet.append, echo=False),
+            client.lease("/b/", loud.append)]
+    wait_for(lambda: all(s.state == lm.GRANTED for s in subs), 5, "grants")
+    other = make_client(router, "bob")
+    client.publish(client.make("/a/", ATTRIBUTE, _attr("mine")))
+    client.publish(client.make("/b/", ATTRIBUTE, _attr("mine")))
+    other.publish(other.make("/a/", ATTRIBUTE, _attr("bob's")))
+    wait_for(lambda: len(quiet) == 1 and len(loud) == 1, 5, "deliveries")
+    # Per connection, the router routes in order: "mine" on /a/ came before bob's.
+    assert [e.payload["value"] for e in quiet] == ["bob's"]
+    assert [e.payload["value"] for e in loud] == ["mine"]  # a default lease still echoes
+
+
 def test_events_published_while_disconnected_are_sent_after_connecting(router, make_client):
     got = []
     sub = make_client(router)

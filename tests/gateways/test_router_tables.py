@@ -62,6 +62,17 @@ def test_an_addressed_event_reaches_only_that_service_and_instance_but_every_pee
     assert set(map(id, index.match("/x/", ATTRIBUTE, Address("a", "2")))) == {id(a2), id(peer)}
 
 
+def test_a_no_echo_lease_keeps_its_holders_own_events_from_it_but_not_anyone_elses():
+    alice, bob = Holder(Address("alice")), Holder(Address("bob"))
+    table, index = LeaseTable(), RouteIndex()
+    index.add(table.register(alice, "quiet", "/a/", None, 60.0, now=0.0, echo=False)[0])
+    index.add(table.register(bob, "loud", "/a/", None, 60.0, now=0.0)[0])
+    assert index.match("/a/x/", ATTRIBUTE, source=alice) == [bob]  # alice's own: not back
+    assert index.match("/a/x/", ATTRIBUTE, source=bob) == [alice, bob]  # bob echoes
+    index.add(table.register(alice, "loud-too", "/a/x/", None, 60.0, now=0.0)[0])
+    assert set(map(id, index.match("/a/x/", ATTRIBUTE, source=alice))) == {id(alice), id(bob)}
+
+
 def test_removing_a_lease_stops_its_routes():
     alice = Holder(Address("alice"))
     table, index = _index((alice, "/a/", None))

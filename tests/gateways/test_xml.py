@@ -141,7 +141,7 @@ def test_attribute_payloads_round_trip(event):
     "op": st.sampled_from(["register", "unregister", "lease"]),
     "identifier": name,
     "duration": st.floats(0, 1e9),
-    "type": st.none() | name})))
+    "type": st.none() | name}, optional={"echo": st.booleans()})))
 def test_lease_payloads_round_trip(event):
     assert round_trip(event) == event
 
@@ -239,6 +239,8 @@ BAD_EVENTS = [
     (_event(b"<n/>", channel=b"/*/"), "bad-format"),
     (_event(b"<op>steal</op><identifier>i</identifier>", LEASE.encode()), "bad-format"),
     (_event(b"<op>register</op><identifier>i</identifier>", LEASE.encode()), "bad-format"),
+    (_event(b"<op>register</op><identifier>i</identifier><duration>1</duration>"
+            b"<echo>maybe</echo>", LEASE.encode()), "bad-format"),
     (_event(b"<field>f</field>", ATTRIBUTE.encode()), "bad-format"),
     (_event(b"<field>f</field><value>v</value><expire>-1</expire>", ATTRIBUTE.encode()),
      "bad-format"),
@@ -277,6 +279,7 @@ def test_billion_laughs_is_refused_before_any_expansion():
     ({"field": "f", "value": "v", "expire": math.inf}, ATTRIBUTE),
     ({"op": ["register"], "identifier": "i", "duration": 1}, LEASE),
     ({"op": "register", "identifier": "", "duration": 1}, LEASE),
+    ({"op": "register", "identifier": "i", "duration": 1, "echo": "no"}, LEASE),
     ({"xml": "<payload xmlns='urn:other'/>"}, "urn:x"),
     ({"xml": "<!DOCTYPE p [<!ENTITY e 'x'>]><payload xmlns='urn:x'>&e;</payload>"}, "urn:x"),
     ("not a dict", "urn:x"),
