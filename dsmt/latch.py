@@ -14,11 +14,17 @@ The descriptor is the read end of a pipe (non-blocking, not inherited by
 child processes). :meth:`close` releases both ends; call it once the thread
 that polls on it has ended (a closed descriptor in a poll is an error, and
 its number may be reused). A latch that is garbage collected is closed.
+
+:func:`wait_in_main_thread` is the main thread's side: a process that serves
+until a signal (or another thread) sets its latch sleeps there without
+waking every half second to let Python run its signal handlers.
 """
 
 from __future__ import annotations
 
 import os
+import select
+import signal
 import threading
 import weakref
 
@@ -28,7 +34,7 @@ class Latch:
 
     def __init__(self) -> None:
         self._set = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # set() may run again in a signal handler
         read, write = os.pipe()
         os.set_blocking(read, False)
         os.set_blocking(write, False)
@@ -63,3 +69,33 @@ class Latch:
 def _close_fds(*fds: int) -> None:
     for fd in fds:
         os.close(fd)
+
+
+def wait_in_main_thread(latch: Latch) -> None:
+    """Block the main thread until ``latch`` is set, by a signal handler or another thread.
+
+    Python runs a signal handler in the main thread, between two bytecodes:
+    a main thread blocked in a wait may not get to it until something else
+    wakes it, so such loops used to wake every 0.5 s. Here ``select``
+    waits on the latch and on :func:`signal.set_wakeup_fd`, which
+    the C-level handler writes to whichever thread received the signal:
+    the main thread wakes, runs the handler (which sets the latch) and
+    returns. Call it from the main thread only; the previous wake-up fd is
+    restored on return.
+    """
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    previous = signal.set_wakeup_fd(write)
+    try:
+        while not latch.is_set():
+            ready, _, _ = select.select([latch.fileno(), read], [], [])
+            if read in ready:
+                try:
+                    os.read(read, 512)  # the signal numbers: the handlers run anyway
+                except BlockingIOError:
+                    pass
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(read)
+        os.close(write)

@@ -46,6 +46,7 @@ from dsmt.clock import Clock, system_clock
 from dsmt.context import Context
 from dsmt.errors import SupervisorError
 from dsmt.hub import Hub
+from dsmt.latch import Latch, wait_in_main_thread
 from dsmt.registry import Registry
 from dsmt.supervisor import Supervisor
 
@@ -95,7 +96,7 @@ class Node:
         self.exit_code: int | None = None
         self.give_up_reason: Error | None = None
         self._done = threading.Event()
-        self._wake = threading.Event()  # set by a signal or a give-up: time to stop
+        self._wake = Latch()  # set by a signal or a give-up: time to stop
         self._lock = threading.Lock()
 
     # --- lifecycle ---------------------------------------------------------
@@ -173,11 +174,7 @@ class Node:
             except SupervisorError as exc:
                 log.error("node %s: the sliver tree did not start: %s", self.sliver, exc)
                 return EXIT_GAVE_UP
-            # Wake every 0.5 s: Python runs signal handlers only in the main
-            # thread between bytecodes, and Event.wait() without a timeout
-            # would delay them until the event is set.
-            while not self._wake.wait(0.5):
-                pass
+            wait_in_main_thread(self._wake)  # no periodic wake-up (see dsmt.latch)
             started = time.monotonic()
             watchdog = threading.Timer(deadline + 5.0, _exit_now, (EXIT_DEADLINE,))
             watchdog.daemon = True

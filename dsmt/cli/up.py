@@ -25,7 +25,6 @@ import json
 import os
 import signal
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import click
 
 from dsmt.cli import _slice
 from dsmt.errors import DsmtError
+from dsmt.latch import Latch, wait_in_main_thread
 
 
 @click.command()
@@ -65,7 +65,7 @@ def command(plan: str | None, slivers: int, folder: str | None, timeout: float,
     from actors import plan as plans
 
     expected = _instances(plans.load(plan_path), slivers)
-    stop = threading.Event()
+    stop = Latch()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     slice_ = LocalSlice(root, slivers=slivers, plan=plan_path)
@@ -94,8 +94,7 @@ def command(plan: str | None, slivers: int, folder: str | None, timeout: float,
                       f"logs in {root}/<sliver>/ws/logs")
         if not exit_when_running:
             console.print("Ctrl-C stops everything.")
-            while not stop.wait(0.5):
-                pass
+            wait_in_main_thread(stop)
     finally:
         console.print("stopping the slice…")
         slice_.stop()
@@ -128,7 +127,7 @@ def _running(view) -> int:
                and row["component"].rsplit(".", 1)[1].isdigit() and row["state"] == "running")
 
 
-def _wait_running(view, expected: int, timeout: float, stop: threading.Event, console) -> bool:
+def _wait_running(view, expected: int, timeout: float, stop: Latch, console) -> bool:
     from rich.live import Live
 
     deadline = time.monotonic() + timeout
