@@ -76,9 +76,10 @@ def wait_in_main_thread(latch: Latch) -> None:
 
     Python runs a signal handler in the main thread, between two bytecodes:
     a main thread blocked in a wait may not get to it until something else
-    wakes it, so such loops used to wake every 0.5 s. Here ``select``
-    waits on the latch and on :func:`signal.set_wakeup_fd`, which
-    the C-level handler writes to whichever thread received the signal:
+    wakes it, so such loops used to wake every 0.5 s. Here a poll (not
+    ``select``: no limit on descriptor numbers) waits on the latch and on
+    :func:`signal.set_wakeup_fd`, which the C-level handler writes whichever
+    thread received the signal:
     the main thread wakes, runs the handler (which sets the latch) and
     returns. Call it from the main thread only; the previous wake-up fd is
     restored on return.
@@ -86,11 +87,13 @@ def wait_in_main_thread(latch: Latch) -> None:
     read, write = os.pipe()
     os.set_blocking(read, False)
     os.set_blocking(write, False)
+    poller = select.poll()
+    poller.register(latch.fileno(), select.POLLIN)
+    poller.register(read, select.POLLIN)
     previous = signal.set_wakeup_fd(write)
     try:
         while not latch.is_set():
-            ready, _, _ = select.select([latch.fileno(), read], [], [])
-            if read in ready:
+            if any(fd == read for fd, _ in poller.poll()):
                 try:
                     os.read(read, 512)  # the signal numbers: the handlers run anyway
                 except BlockingIOError:
