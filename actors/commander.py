@@ -49,15 +49,13 @@ nonces are kept until they expire, so a node restart keeps them too
 Threads: a reader thread owns the bus :class:`dsmt.bus.Subscriber` and only
 ``tell()``\\s this actor each command event; everything else, including the
 bounded waits on other actors (``wait`` seconds), runs in the actor's
-thread. Stopping sets the reader's stop latch (:mod:`dsmt.latch`), which
-ends its blocking read at once.
+thread (:class:`dsmt.reader.HubReader`, stopped at once through its latch).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -70,7 +68,7 @@ from dsmt.bus import Bus
 from dsmt.commands import Body, CommandRejected, ReplayCache
 from dsmt.errors import DsmtError, SupervisorError
 from dsmt.event import COMMAND, RECORD, Event
-from dsmt.latch import Latch
+from dsmt.reader import HubReader
 from dsmt.states import INITIATED, INSTANTIATED, REQUESTED, RUNNING
 
 from actors.messages import PlanCommand
@@ -120,7 +118,7 @@ class Commander(Actor):
         self.wait = wait
         self.key: bytes | None = None
         self.key_problem: str | None = None
-        self._reader: _Reader | None = None
+        self._reader: HubReader | None = None
 
     # --- hooks (actor thread) --------------------------------------------------
 
@@ -131,11 +129,14 @@ class Commander(Actor):
         channels_ = (layout.command(COMPONENT), layout.command(COMPONENT, self.ctx.sliver))
         bus = self.bus or _bus_of(self.ctx)
         me = self.actor_ref
-        self._reader = _Reader(bus, layout.command(COMPONENT), channels_,
-                               lambda event: _tell_quietly(me, _Received(event)),
-                               lambda exc: _tell_quietly(me, _ReaderFailed(repr(exc))),
-                               name=f"commander-reader-{self.ctx.sliver}")
-        self._reader.start(START_TIMEOUT)
+
+        def deliver(event: Event, from_snapshot: bool) -> None:  # the reader's thread
+            if event.type == COMMAND and event.channel in channels_:
+                _tell_quietly(me, _Received(event))
+
+        self._reader = HubReader(bus, (layout.command(COMPONENT),), deliver,
+                                 lambda exc: _tell_quietly(me, _ReaderFailed(repr(exc))),
+                                 name=f"commander-reader-{self.ctx.sliver}").start(START_TIMEOUT)
         self.change_state(INITIATED, self.key_problem)
         self.change_state(INSTANTIATED, self.key_problem)
         self.change_state(RUNNING, self.key_problem, **self._detail())
@@ -290,58 +291,9 @@ class Commander(Actor):
         reader, self._reader = self._reader, None
         if reader is None:
             return
-        reader.stopping.set()
+        reader.stop()
         if not reader.join(STOP_TIMEOUT):
             log.error("%s: the command reader did not stop", self.path)
-
-
-class _Reader:
-    """The thread that owns the hub subscriber and hands on the command events."""
-
-    def __init__(self, bus: Bus, prefix: str, accept: tuple[str, ...],
-                 deliver: Callable[[Event], Any], on_fatal: Callable[[BaseException], Any],
-                 name: str) -> None:
-        self.bus, self.prefix, self.accept = bus, prefix, accept
-        self.deliver, self.on_fatal = deliver, on_fatal
-        self.stopping = Latch()
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-
-    def start(self, timeout: float) -> None:
-        """Start; returns once the subscription is confirmed, else raises why not."""
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError(f"{self._thread.name}: not subscribed within {timeout}s")
-        if self._error is not None:
-            raise self._error
-
-    def join(self, timeout: float) -> bool:
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            return False
-        self.stopping.close()  # nothing polls on it any more
-        return True
-
-    def _main(self) -> None:
-        try:
-            sub = self.bus.subscriber(self.prefix, stop=self.stopping)
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            while not self.stopping.is_set():
-                event = sub.recv()
-                if event is not None and event.type == COMMAND and event.channel in self.accept:
-                    self.deliver(event)
-        except BaseException as exc:  # the socket is gone: the actor must fail and restart
-            if not self.stopping.is_set():
-                log.exception("%s: stopped by an error", self._thread.name)
-                self.on_fatal(exc)
-        finally:
-            sub.close()
 
 
 def _bus_of(ctx: Any) -> Bus:

@@ -10,7 +10,7 @@ plans        :class:`PlanKeeper`: load, persist, adopt and derive plans;
 beats        the heartbeat record and :class:`Beater`, the thread that sends it
 scaler       :class:`Scaler`: scaling decisions merged across the slice
 quarantine   :class:`Quarantine`: out of placement after failed installs
-reader       :class:`HubReader`: the thread that reads plan and heartbeat events
+reader       :func:`start_reader`: the thread that reads plan and heartbeat events
 ===========  ===================================================================
 
 The world view (:mod:`actors.world`), placement (:mod:`actors.placement`),
@@ -23,8 +23,8 @@ from actors.coordinator.actor import Coordinator
 from actors.coordinator.beats import Beater
 from actors.coordinator.plans import PLAN_FILE, PlanKeeper, to_toml
 from actors.coordinator.quarantine import Quarantine
-from actors.coordinator.reader import HubReader, Seen
+from actors.coordinator.reader import Seen, start_reader
 from actors.coordinator.scaler import Scaler
 
-__all__ = ["PLAN_FILE", "Beater", "Coordinator", "HubReader", "PlanKeeper", "Quarantine",
-           "Scaler", "Seen", "to_toml"]
+__all__ = ["PLAN_FILE", "Beater", "Coordinator", "PlanKeeper", "Quarantine", "Scaler",
+           "Seen", "start_reader", "to_toml"]

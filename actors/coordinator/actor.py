@@ -17,7 +17,7 @@ single-purpose parts and owns the decisions that need all of them:
 - quarantine (:class:`~actors.coordinator.quarantine.Quarantine`): after
   ``quarantine_after`` failed agent jobs in a row this sliver announces
   itself quarantined for ``quarantine_for`` s; placement everywhere skips it;
-- the hub reader thread (:class:`~actors.coordinator.reader.HubReader`).
+- the hub reader thread (:func:`~actors.coordinator.reader.start_reader`).
 
 **Placement.** From the members that are not dead, every coordinator
 computes :func:`actors.placement.place` and tells the app
@@ -50,9 +50,10 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from dsmt.actor import Actor, Origin, StateChanged
+from dsmt.actor import Actor, Origin, StateChanged, tell
 from dsmt.errors import DsmtError
 from dsmt.event import RECORD, Address, Event
+from dsmt.reader import HubReader
 from dsmt.states import FAILED, INITIATED, INSTANTIATED, REQUESTED, RUNNING
 
 from actors import placement
@@ -60,7 +61,7 @@ from actors.coordinator import beats
 from actors.coordinator.beats import Beater, Tick
 from actors.coordinator.plans import PlanKeeper
 from actors.coordinator.quarantine import Quarantine
-from actors.coordinator.reader import HubReader, Seen, start_reader, tell
+from actors.coordinator.reader import Seen, start_reader
 from actors.coordinator.scaler import Scaler
 from actors.messages import Assign, Deploy, PlanCommand, Undeploy
 from actors.metrics import MetricSampler
@@ -68,6 +69,8 @@ from actors.plan import Plan, Service
 from actors.world import WorldView
 
 log = logging.getLogger(__name__)
+
+READER_STOP = 2.0  # seconds to wait for the hub reader thread to end
 
 
 class Coordinator(Actor):
@@ -394,3 +397,5 @@ class Coordinator(Actor):
         self.sampler.stop()
         if self._reader is not None:
             self._reader.stop()
+            if not self._reader.join(READER_STOP):
+                log.error("%s: the hub reader did not stop within %ss", self.path, READER_STOP)

@@ -23,9 +23,10 @@ Threads: the hooks and handlers run in the actor's thread. The client's
 callbacks run in the client's thread and only touch the exporter (which
 has its own lock), the importer (which publishes imports on the hub from
 that thread, :mod:`gateways.bridge.importer`), and ``tell()`` this actor.
-The hub reader thread is described in :mod:`gateways.bridge.reader`; a
-fatal error in it or in the importer (a hub socket is gone) makes the
-actor fail, so its supervisor starts a new bridge.
+The hub reader thread (:class:`dsmt.reader.HubReader`) hands the
+exporter every event under the export prefixes, the hub's retained
+snapshot first; a fatal error in it or in the importer (a hub socket is
+gone) makes the actor fail, so its supervisor starts a new bridge.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from dsmt.actor import Actor, Origin
 from dsmt.bus import Bus
 from dsmt.errors import DsmtError
 from dsmt.event import Address
+from dsmt.reader import HubReader
 from dsmt.states import INITIATED, INSTANTIATED, REQUESTED, RUNNING
 
 from gateways.bridge.config import BridgeConfig
@@ -47,7 +49,6 @@ from gateways.bridge.exporter import RESYNC, RESYNC_CHANNEL, Exporter
 from gateways.bridge.importer import Importer
 from gateways.bridge.outbox import Outbox
 from gateways.bridge.recent import RecentIds
-from gateways.bridge.reader import HubReader
 from gateways.psepr.client import CLOSED, CONNECTED, Client
 
 log = logging.getLogger(__name__)
@@ -157,8 +158,8 @@ class Bridge(Actor):
             self._client, Outbox(cfg.buffer_max_events, cfg.buffer_max_bytes), exported,
             imported, self.ctx.sliver, cfg.max_stanza, on_loss=self._on_loss)
         self._reader = HubReader(bus, cfg.export_prefixes, self._exporter.export,
-                                 self._on_fatal("hub reader"), name=f"bridge-reader-{self.path}")
-        self._reader.start(START_TIMEOUT)
+                                 self._on_fatal("hub reader"), name=f"bridge-reader-{self.path}",
+                                 snapshot=True).start(START_TIMEOUT)
         self.change_state(INITIATED, "hub side ready")
         self._importer = Importer(bus, Address(f"{self.component}.import", self.ctx.sliver),
                                   exported, imported, self._on_fatal("hub importer"))

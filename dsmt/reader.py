@@ -1,0 +1,120 @@
+"""A thread that owns one hub subscription and hands every event to a callback.
+
+An actor's thread is busy in its mailbox loop, and a bus socket must be used
+only by the thread that created it, so an actor that reads the hub (the
+bridge's exporter, the coordinator, the commander) runs a :class:`HubReader`:
+it owns a :class:`dsmt.bus.Subscriber` on some prefixes (optionally with the
+hub's retained snapshot first) and calls ``handle(event, from_snapshot)`` for
+every event, in its own thread. A handler is typically one ``tell()``.
+
+Contract:
+
+- :meth:`HubReader.start` returns once the subscription is confirmed (and the
+  snapshot read), else raises what opening it raised, or TimeoutError.
+- The reader is a failure boundary (STYLE.md habit 3): an exception from the
+  handler is logged with its traceback, counted in ``errors``, and the loop
+  goes on. Only the loss of the socket itself (the hub or the ZeroMQ context
+  gone) ends the thread; ``on_fatal(exc)`` is then called in that thread, so
+  the owner can fail and be restarted by its supervisor -- unless the reader
+  was being stopped anyway.
+- :meth:`HubReader.stop` (any thread) sets the subscriber's stop latch
+  (:mod:`dsmt.latch`): the blocking read returns at once, no polling.
+  :meth:`HubReader.join` waits for the thread and then releases the latch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Iterable
+
+from dsmt.event import Event
+from dsmt.latch import Latch
+
+log = logging.getLogger(__name__)
+
+
+class HubReader:
+    """Reads ``prefixes`` from ``bus`` in a thread named ``name``; see the module docstring."""
+
+    def __init__(self, bus: Any, prefixes: Iterable[str], handle: Callable[[Event, bool], Any],
+                 on_fatal: Callable[[BaseException], Any], *, name: str,
+                 snapshot: bool = False) -> None:
+        self.name = name
+        self.bus = bus
+        self.prefixes = tuple(prefixes)
+        self.handle = handle
+        self.on_fatal = on_fatal
+        self.snapshot = snapshot and bool(self.prefixes)
+        self.errors = 0
+        self.undecodable = 0
+        self._stopping = Latch()
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+
+    def start(self, timeout: float) -> HubReader:
+        """Start the thread; returns once subscribed, else raises what opening raised.
+
+        On a timeout the reader is also told to stop, so a subscription that
+        opens later ends at once instead of reading for nobody.
+        """
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            self._stopping.set()
+            raise TimeoutError(f"{self.name}: not subscribed within {timeout}s")
+        if self._startup_error is not None:
+            raise self._startup_error
+        return self
+
+    def stop(self) -> None:
+        """Ask the reader to end (any thread): its blocking read returns at once."""
+        self._stopping.set()
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread to end; False if it is still running after ``timeout``."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
+        self._stopping.close()  # nothing polls on it any more
+        return True
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _main(self) -> None:
+        try:
+            sub = self.bus.subscriber(self.prefixes, snapshot=self.snapshot,
+                                      stop=self._stopping)
+        except BaseException as exc:  # reported to start(), in the starting thread
+            self._startup_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            self._serve(sub)
+        except BaseException as exc:  # the socket is unusable: the owner must know
+            if not self._stopping.is_set():
+                log.exception("%s: stopped by an error", self.name)
+                self.on_fatal(exc)
+        finally:
+            sub.close()
+
+    def _serve(self, sub: Any) -> None:
+        left = 0 if sub.snapshot is None else len(sub.snapshot.events)
+        stopping, handle = self._stopping, self.handle
+        while not stopping.is_set():
+            event = sub.recv()
+            self.undecodable = sub.undecodable
+            if event is None:
+                continue
+            from_snapshot = left > 0
+            left -= from_snapshot
+            try:
+                handle(event, from_snapshot)
+            except Exception:  # the boundary: one event never stops the reader
+                self.errors += 1
+                log.exception("%s: cannot handle event %s on %s", self.name, event.id,
+                              event.channel)
