@@ -4,9 +4,9 @@ A lease is a subscription granted by the router (DESIGN.md §4): an owner
 (one connection), an ``identifier`` chosen by the owner, the channel
 ``prefix`` it receives, an optional payload namespace ``type`` it is
 restricted to, whether it brings the owner's own events back (``echo``, a
-DSMT addition, default true) and a deadline. Registering an identifier the owner already
-holds replaces that lease (a renewal); unregistering or disconnecting
-removes it; the router calls :meth:`LeaseTable.expire` when
+DSMT addition, default true) and a deadline. Registering an identifier the
+owner already holds replaces that lease (a renewal); unregistering or
+disconnecting removes it; the router calls :meth:`LeaseTable.expire` when
 :meth:`LeaseTable.next_deadline` is due.
 
 Pure bookkeeping: no I/O and no clock of its own; times are monotonic
