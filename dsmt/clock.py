@@ -87,7 +87,10 @@ class SystemClock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="dsmt-clock", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            elif self._heap[0][2] is handle:
+                # Only a new earliest timer changes how long the thread must sleep: a
+                # later one would wake it just to go back to sleep (once per schedule).
+                self._cond.notify()
         return handle
 
     def _run(self) -> None:

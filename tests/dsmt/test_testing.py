@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -64,3 +65,18 @@ def test_system_clock_fires_timers_and_skips_cancelled_ones():
     clock.call_later(0.1, done.set)
     assert done.wait(5)
     assert skipped == []
+
+
+def test_system_clock_wakes_for_a_new_earliest_timer_and_fires_in_due_order():
+    clock = SystemClock()
+    fired: list = []
+    done, primed = threading.Event(), threading.Event()
+    clock.call_later(1.0, lambda: (fired.append(("late", time.monotonic())), done.set()))
+    clock.call_later(0.0, primed.set)
+    assert primed.wait(10)  # the timer thread runs, and then sleeps until the 1.0 s timer
+    start = time.monotonic()
+    clock.call_later(0.05, lambda: fired.append(("early", time.monotonic())))  # new head
+    clock.call_later(0.5, lambda: fired.append(("middle", time.monotonic())))
+    assert done.wait(10)
+    assert [name for name, _ in fired] == ["early", "middle", "late"]
+    assert fired[0][1] - start < 0.8  # the earlier timer woke it
