@@ -77,24 +77,20 @@ class Bus:
         self.connect_timeout = connect_timeout
 
     def publisher(self, sender: Address, *, send_timeout: float | None = None) -> Publisher:
-        """A publisher for ``sender``, owned by the calling thread.
-
-        ``send_timeout`` (default: the bus's) bounds the wait on a full hub
-        queue before an event is dropped; 0 never waits (an event loop's thread).
-        """
+        """A publisher for ``sender``, owned by the calling thread; ``send_timeout``:
+        the bus's by default, 0 never waits on a full hub queue (an event loop)."""
+        wait = self.send_timeout if send_timeout is None else send_timeout
         return Publisher(self.context, self.endpoints.publish, sender, hwm=self.hwm,
-                         send_timeout=self.send_timeout if send_timeout is None else send_timeout,
-                         connect_timeout=self.connect_timeout)
+                         send_timeout=wait, connect_timeout=self.connect_timeout)
 
     def subscriber(self, prefixes: Iterable[str] | str, snapshot: bool = False, *,
                    stop: Latch | None = None) -> Subscriber:
         """A subscriber to ``prefixes`` (``"/"`` = all), owned by the calling thread.
 
         With ``snapshot=True`` it first yields the retained events under the
-        prefixes, then every event the hub forwarded after that snapshot.
-        Once ``stop`` is set (from any thread), ``recv`` returns None at once
-        instead of waiting. Raises ChannelError for a bad prefix, TimeoutError
-        if the hub is mute.
+        prefixes, then every event the hub forwarded after that snapshot; once
+        ``stop`` is set, ``recv`` no longer waits. Raises ChannelError for a bad
+        prefix, TimeoutError if the hub is mute.
         """
         return Subscriber(self.context, self.endpoints, prefixes, snapshot=snapshot,
                           hwm=self.hwm, timeout=self.connect_timeout, stop=stop)
@@ -241,13 +237,12 @@ class Subscriber(_Owned):
 
     ``recv(timeout)`` returns the next event or None after ``timeout``
     seconds (None: wait forever; 0: do not wait), or at once when no event is
-    waiting and the ``stop`` latch is set (:mod:`dsmt.latch`: how another
-    thread ends a blocking read). Iterating yields events until then.
-    What does not decode is skipped and counted in ``undecodable`` (each
-    frame pair that fails, each lone or stray frame); per-sender
-    losses are in ``gaps`` (reports, newest last) and ``gap_detector``.
-    Events on other subscribers' sync channels (seen by a ``/`` subscriber)
-    are skipped.
+    waiting and the ``stop`` latch (:mod:`dsmt.latch`) is set; iterating
+    yields events until then. What does not decode is skipped and counted in
+    ``undecodable`` (each frame pair that fails, each lone or stray frame);
+    per-sender losses are in ``gaps`` (reports, newest last) and
+    ``gap_detector``. Events on other subscribers' sync channels (seen by a
+    ``/`` subscriber) are skipped.
     """
 
     def __init__(self, context: zmq.Context, endpoints: Endpoints,

@@ -69,7 +69,6 @@ from actors.plan import Plan, Service
 from actors.world import WorldView
 
 log = logging.getLogger(__name__)
-
 READER_STOP = 2.0  # seconds to wait for the hub reader thread to end
 
 
