@@ -33,7 +33,7 @@ class Latch:
     """A flag that is set once and stays set, with a descriptor readable from then on."""
 
     def __init__(self) -> None:
-        self._set = threading.Event()
+        self._set = False
         self._lock = threading.RLock()  # set() may run again in a signal handler
         read, write = os.pipe()
         os.set_blocking(read, False)
@@ -44,18 +44,14 @@ class Latch:
     def set(self) -> None:
         """Set the flag and make :meth:`fileno` readable (any thread; idempotent)."""
         with self._lock:
-            if self._set.is_set():
+            if self._set:
                 return
-            self._set.set()
+            self._set = True
             if self._closer.alive:
                 os.write(self._write, b"\0")  # one byte, never read: stays readable
 
     def is_set(self) -> bool:
-        return self._set.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until set (True) or ``timeout`` seconds passed (False), as Event.wait."""
-        return self._set.wait(timeout)
+        return self._set
 
     def fileno(self) -> int:
         return self._read
