@@ -63,6 +63,10 @@ def hub(r: dict) -> str:
         rows.insert(1, ["(second baseline: the same loop packing and unpacking each body "
                         "with msgpack)", "", spread(get(r, "baseline_msgpack.events_per_s")),
                         spread(get(r, "ratio_dsmt_to_baseline_msgpack"), 3), "not the target"])
+    if get(r, "ratio_baseline_msgpack_to_baseline") is not None:
+        rows.insert(2, ["(ceiling: that msgpack loop against the raw loop, what packing and "
+                        "unpacking alone leave)", "", "",
+                        spread(get(r, "ratio_baseline_msgpack_to_baseline"), 3), ""])
     for part in ("publisher", "middle", "subscriber"):
         rows.append([f"CPU µs per event, {part}",
                      num(get(r, f"dsmt.cpu_us_per_event_median.{part}"), 1),

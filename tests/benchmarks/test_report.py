@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks import report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +66,24 @@ def test_a_quick_idle_report_measures_each_supervisor_and_each_slice_size(tmp_pa
         row = next(line for line in text.splitlines() if f"of a {n}-sliver slice" in line)
         assert f"{res['node_cpu_ms_per_s']['median']:,.2f}" in row
     assert "node_cpu_ms_per_s_per_peer" in result
+
+
+def test_a_quick_hub_report_sets_dsmt_against_both_baselines_and_the_packing_ceiling(tmp_path):
+    out = tmp_path / "report"
+    _quick_report(out, "hub")
+    result = json.loads((out / "hub.json").read_text())["result"]
+    rates = {mode: result[mode]["events_per_s"]["runs"]
+             for mode in ("dsmt", "baseline", "baseline_msgpack")}
+    for ratio, mine, theirs in (("ratio_dsmt_to_baseline", "dsmt", "baseline"),
+                                ("ratio_dsmt_to_baseline_msgpack", "dsmt", "baseline_msgpack"),
+                                ("ratio_baseline_msgpack_to_baseline", "baseline_msgpack",
+                                 "baseline")):
+        expected = [m / t for m, t in zip(rates[mine], rates[theirs])]
+        assert result[ratio]["runs"] == pytest.approx(expected, abs=0.001)
+    assert all(result[mode]["lost_total"] == 0 for mode in ("dsmt", "baseline"))
+    text = (out / "report.md").read_text()
+    ceiling = next(line for line in text.splitlines() if line.startswith("| (ceiling"))
+    assert f"{result['ratio_baseline_msgpack_to_baseline']['median']:,.3f}" in ceiling
 
 
 def test_a_failed_benchmark_is_reported_with_its_log_and_fails_the_command(tmp_path):
