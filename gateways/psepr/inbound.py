@@ -103,6 +103,7 @@ class StreamParser:
         self._stanzas = frozenset(
             f"{{{namespace}}}{name}" for name in ("message", "iq", "presence"))
         self._parser = xml.hardened_parser()
+        self._parser_fresh = True  # nothing fed to it yet (see _feed)
         self._prolog: xml.Prolog | None = xml.Prolog()
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
         self._utf8_open = False  # the decoder holds the start of a multi-byte sequence
@@ -199,6 +200,14 @@ class StreamParser:
     def _feed(self, piece: bytes, items: list) -> bool:
         """Parse ``piece``; True if it completed a stanza, the header or a keepalive."""
         try:
+            if self._parser_fresh:
+                # lxml starts libxml2's push parser with up to 4 bytes of the first
+                # feed() and parses them only at the next call: a first piece of 4
+                # bytes or fewer would wait unjudged where the same bytes cut
+                # otherwise are refused. One byte first: every piece is parsed.
+                self._parser_fresh = False
+                self._parser.feed(piece[:1])
+                piece = piece[1:]
             self._parser.feed(piece)
         except etree.XMLSyntaxError:
             self._take(items)  # a refusal among the events before the error explains it

@@ -61,6 +61,23 @@ def test_hostile_input_ends_the_stream_with_the_right_condition(data, condition)
     assert stream_error(data).condition == condition
 
 
+@pytest.mark.parametrize("data,condition", [
+    (b"<>  ", "not-well-formed"),  # found by the long fuzz run (tests/fuzz/test_fuzz_stream.py)
+    (b"<<a>", "not-well-formed"),
+    (b"<a>a", "invalid-namespace"),
+    (b"<a><", "invalid-namespace"),
+])
+def test_a_first_feed_of_four_bytes_or_fewer_is_judged_as_the_same_bytes_cut_otherwise(
+        data, condition):
+    # lxml parses the first 4 bytes it is fed only at its next feed(): unless the
+    # parser forces it, these waited for more input whole and were refused when cut.
+    assert stream_error(data).condition == condition
+    for cut in range(1, len(data)):
+        with pytest.raises(StreamError) as caught:
+            feed_in_chunks(data, [cut])
+        assert caught.value.condition == condition
+
+
 def test_a_billion_laughs_is_refused_at_once_whatever_the_chunking():
     data = b"<!DOCTYPE lolz [" + LOL + b"]>" + HEADER + b"<message>&lol9;</message>"
     with pytest.raises(StreamError) as caught:
