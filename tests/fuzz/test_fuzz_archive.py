@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 from actors.deploy.errors import DeployError
 from actors.deploy.unpack import UnpackLimits, unpack
 
-from . import fuzz_settings, mutants
+from . import fuzz_settings, fuzz_timeout, mutants
 
 pytestmark = [
-    pytest.mark.timeout(180),
+    fuzz_timeout(180),
     # The generator makes duplicate names on purpose; zipfile warns about each.
     pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning"),
 ]

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from dsmt import channels
 from dsmt.errors import ChannelError
 
-from . import fuzz_settings, mutants
+from . import fuzz_settings, fuzz_timeout, mutants
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = fuzz_timeout(120)
 
 # Pieces of names, valid and hostile: separators, the reserved '*', octets the
 # spec forbids, non-UTF-8-encodable surrogates, multi-byte characters.

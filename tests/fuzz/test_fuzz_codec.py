@@ -11,9 +11,9 @@ from dsmt import codec
 from dsmt.errors import CodecError
 from dsmt.event import ATTRIBUTE, LEASE, Address, Sequencer
 
-from . import fuzz_settings, mutants
+from . import fuzz_settings, fuzz_timeout, mutants
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = fuzz_timeout(120)
 
 SEQ = Sequencer(Address("fuzz", "i1"))
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**64, 2**64),

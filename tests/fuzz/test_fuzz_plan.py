@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from actors import plan
 from dsmt.errors import ConfigError
 
-from . import fuzz_settings, mutants
+from . import fuzz_settings, fuzz_timeout, mutants
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = fuzz_timeout(120)
 
 VALID = (Path(__file__).resolve().parents[2] / "conf" / "plan.toml").read_text()
 LINES = VALID.splitlines()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import socket
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,10 +19,10 @@ from dsmt.event import ATTRIBUTE
 from gateways.psepr import stream
 from tests.gateways.conftest import PASSWORD, Wire, make_router, router  # noqa: F401
 
-from . import CASES, fuzz_settings, mutants
+from . import CASES, fuzz_settings, fuzz_timeout, mutants
 from .test_fuzz_stream import VALID
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = fuzz_timeout(180)
 
 ROUTER_CASES = max(1000, CASES // 10)
 LOGIN = stream.stream_header(to="r1") + stream.auth_set("a2", "fuzz", PASSWORD, "i1")

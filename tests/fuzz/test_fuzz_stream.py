@@ -19,9 +19,9 @@ from dsmt.event import ATTRIBUTE, LEASE, Address, Sequencer
 from gateways.psepr import inbound, stream
 from gateways.psepr.xml import XmlError
 
-from . import fuzz_settings, mutants
+from . import fuzz_settings, fuzz_timeout, mutants
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = fuzz_timeout(120)
 
 SEQ = Sequencer(Address("fuzz", "i1"))
 MAX_STANZA = 2048  # small, so the cap is reached by fuzzed input too
