@@ -291,9 +291,7 @@ class Commander(Actor):
         reader, self._reader = self._reader, None
         if reader is None:
             return
-        reader.stop()
-        if not reader.join(STOP_TIMEOUT):
-            log.error("%s: the command reader did not stop", self.path)
+        reader.close(STOP_TIMEOUT)
 
 
 def _bus_of(ctx: Any) -> Bus:

@@ -19,7 +19,8 @@ Contract:
   was being stopped anyway.
 - :meth:`HubReader.stop` (any thread) sets the subscriber's stop latch
   (:mod:`dsmt.latch`): the blocking read returns at once, no polling.
-  :meth:`HubReader.join` waits for the thread and then releases the latch.
+  :meth:`HubReader.join` waits for the thread and then releases the latch;
+  :meth:`HubReader.close` does both, as an owner's stop hook wants.
 """
 
 from __future__ import annotations
@@ -79,6 +80,14 @@ class HubReader:
             return False
         self._stopping.close()  # nothing polls on it any more
         return True
+
+    def close(self, timeout: float) -> bool:
+        """:meth:`stop` then :meth:`join`; logs an error if the thread outlives ``timeout``."""
+        self.stop()
+        if self.join(timeout):
+            return True
+        log.error("%s: did not stop within %ss", self.name, timeout)
+        return False
 
     @property
     def alive(self) -> bool:

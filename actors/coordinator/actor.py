@@ -395,6 +395,4 @@ class Coordinator(Actor):
             self._beater.stop(goodbye)
         self.sampler.stop()
         if self._reader is not None:
-            self._reader.stop()
-            if not self._reader.join(READER_STOP):
-                log.error("%s: the hub reader did not stop within %ss", self.path, READER_STOP)
+            self._reader.close(READER_STOP)

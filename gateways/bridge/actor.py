@@ -179,10 +179,8 @@ class Bridge(Actor):
         if self._loss_timer is not None:
             self._loss_timer.cancel()
         reader, client = self._reader, self._client
-        if reader is not None and reader.alive:
-            reader.stop()
-            if not reader.join(STOP_TIMEOUT):
-                log.error("%s: the hub reader did not stop within %ss", self.path, STOP_TIMEOUT)
+        if reader is not None:
+            reader.close(STOP_TIMEOUT)
         if client is not None:
             client.close(STOP_TIMEOUT)  # its thread closes the importer's publisher
 

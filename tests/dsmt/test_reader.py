@@ -42,8 +42,7 @@ def test_a_handler_that_raises_is_counted_and_the_reader_goes_on(bus):
         for payload in ("bad", "good"):
             pub.publish("/r/", "t", payload)
         wait_for(lambda: calls == ["bad", "good"], BOUND, "both events handled")
-    reader.stop()
-    assert reader.join(BOUND)
+    assert reader.close(BOUND) and not reader.alive
     assert reader.errors == 1 and fatal == []
 
 
