@@ -22,6 +22,11 @@ say ``adopted: true`` in their status. Deviation, and why: the default
 journal is found from ``logs`` because the sliver tree hands the app only
 its workspace's ``logs`` directory.
 
+Limits: with ``container=`` (the registry path of the sliver's
+:class:`actors.container.ContainerManager`, as the sliver tree gives it),
+every instance's processes start under the container's limits (see
+:class:`actors.process.actor.ProcessActor`).
+
 Messages (``tell``, see :mod:`actors.messages`):
 
 - :class:`Installed` — run this version: stop the service's old supervisor
@@ -127,7 +132,8 @@ class AppSupervisor(Supervisor):
     def __init__(self, origin: Origin, *, logs: str | Path | None = None,
                  agent: str | None = None, health_window: float = 10.0,
                  intensity: int = 10, period: float = 10.0,
-                 journal: j.Journal | str | Path | None = None, **config: Any) -> None:
+                 journal: j.Journal | str | Path | None = None, container: str | None = None,
+                 **config: Any) -> None:
         agent = agent or f"/{origin.ctx.sliver}/deployment-agent"
         if journal is None and logs is not None and Path(logs).name == "logs":
             journal = Workspace(Path(logs).parent).state_db
@@ -135,9 +141,10 @@ class AppSupervisor(Supervisor):
                          health_window=health_window, logs=None if logs is None else str(logs),
                          journal=None if journal is None
                          else str(getattr(journal, "path", journal)),
-                         **config)
+                         container=container, **config)
         self.logs = None if logs is None else Path(logs)
         self.agent_path = agent
+        self.container_path = container
         self.health_window = health_window
         self._services: dict[str, _Service] = {}
         self._counter = 0
@@ -233,7 +240,8 @@ class AppSupervisor(Supervisor):
         spec = service_spec(sliver=self.ctx.sliver, plan=plan, manifest=message.manifest,
                             version_dir=message.version_dir, ports=ports,
                             incarnation=record.incarnation, logs=self.logs, rollback=rollback,
-                            journal=self._journal, adoptions=adoptions)
+                            journal=self._journal, adoptions=adoptions,
+                            container=self.container_path)
         try:
             self.start_child(spec)
         except SupervisorError as exc:

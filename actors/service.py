@@ -232,8 +232,13 @@ def service_spec(
     rollback: str | None = None,
     journal: j.Journal | None = None,
     adoptions: Mapping[int, Adoption] = {},
+    container: str | None = None,
 ) -> ChildSpec:
-    """The app's (temporary) child spec of the service supervisor running ``version_dir``."""
+    """The app's (temporary) child spec of the service supervisor running ``version_dir``.
+
+    ``container``: the registry path of the sliver's container manager, whose
+    limits every instance's processes start under (None: no limits).
+    """
     argv = plan.command or manifest.start.command
     health = resolved_health(plan, manifest)
     stopsignal, stopwait = stop_settings(plan, manifest)
@@ -253,7 +258,8 @@ def service_spec(
         spec = process_spec(index, command, policy, logs=log_spec, restart=plan.restart,
                             backoff=plan.backoff, journal=hook,
                             record=None if adoption is None else adoption.record,
-                            replace=None if adoption is None else adoption.replace)
+                            replace=None if adoption is None else adoption.replace,
+                            container=container)
         children.append(dataclasses.replace(spec, kwargs={
             **spec.kwargs, "service": plan.name, "version": manifest.version, "instance": index,
             "port": port}))

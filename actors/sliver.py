@@ -63,7 +63,8 @@ def children(config: NodeConfig) -> list[ChildSpec]:
         _component(base, "deployment-agent", ChildSpec("agent", DeploymentAgent, {
             "workspace": workspace, "app": f"{base}/app",
         }), monitor),
-        ChildSpec("app", AppSupervisor, {"logs": workspace.logs, "agent": agent_path}),
+        ChildSpec("app", AppSupervisor, {"logs": workspace.logs, "agent": agent_path,
+                                         "container": f"{base}/container-mgr/container"}),
         ChildSpec("app-monitor", InstallMonitor, {"target": f"{base}/app", **monitor}),
         ChildSpec("coordinator", Coordinator, {
             "plan": config.plan, "agent": agent_path, "app": f"{base}/app",

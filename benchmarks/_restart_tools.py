@@ -3,8 +3,9 @@
 :data:`SERVER` is the supervised program (a TCP server that answers each
 connection with its pid; :func:`ask_pid` asks it). A :class:`Tool` starts
 one supervising process in its own session and kills its whole group at
-the end; :func:`make_tool` builds the one named: ``dsmt`` and ``dsmt-otp``
-(``python -m benchmarks.restart --serve-dsmt``), ``circus``, ``supervisord``.
+the end; :func:`make_tool` builds the one named: ``dsmt``, ``dsmt-otp`` and
+``dsmt-limits`` (``python -m benchmarks.restart --serve-dsmt``), ``circus``,
+``supervisord``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ while True:
 """
 
 REPO = Path(__file__).resolve().parent.parent
-TOOLS = ("dsmt", "dsmt-otp", "circus", "supervisord")
+TOOLS = ("dsmt", "dsmt-otp", "dsmt-limits", "circus", "supervisord")
 
 
 def ask_pid(port: int, timeout: float = 0.5) -> int | None:
@@ -170,6 +171,8 @@ def make_tool(name: str, work: Path, port: int, server: Path) -> Tool:
         return Dsmt(name, work, port, server, mode="actor")
     if name == "dsmt-otp":
         return Dsmt(name, work, port, server, mode="otp")
+    if name == "dsmt-limits":
+        return Dsmt(name, work, port, server, mode="limits")
     if name == "circus":
         return Circus(name, work, port, server)
     if name == "supervisord":

@@ -1,6 +1,6 @@
 """Crash-to-restart latency: kill -9 of a supervised process → new pid → accepting again.
 
-``python -m benchmarks restart [--kills N] [--tools dsmt,dsmt-otp,circus,supervisord]``
+``python -m benchmarks restart [--kills N] [--tools dsmt,dsmt-otp,dsmt-limits,circus,supervisord]``
 
 The same small program (a Python TCP server that answers each connection
 with its pid) is supervised, one tool at a time in the same run, by:
@@ -10,6 +10,11 @@ with its pid) is supervised, one tool at a time in the same run, by:
   (``autorestart="always"``: the actor respawns the process itself);
 - ``dsmt-otp`` — the same with ``autorestart="never"``: each exit ends the
   actor and the OTP supervisor starts a new actor (the permanent-child path);
+- ``dsmt-limits`` — ``dsmt`` with a sliver's default limits on the process
+  (:class:`actors.container.Limits`: nofile, no core files), applied in the
+  child before exec as a node's container manager has them applied: the
+  child is then forked, not vforked, so this costs more the larger the
+  supervising process (this one is small; a node holds ~60-150 MB);
 - ``circus`` — circusd with its default ``check_delay`` (flapping detection
   off, or two kills within a second would park the watcher for 7 s);
 - ``supervisord`` — ``autorestart=true``, ``startsecs=0`` (as for DSMT, so a
@@ -188,6 +193,8 @@ def run(kills: int, tools: list[str]) -> dict[str, Any]:
                     "(pidfd exit watcher -> actor respawns); no event publisher",
             "dsmt-otp": "ProcessActor under dsmt.supervisor.Supervisor, autorestart=never, "
                         "permanent child (actor exits -> supervisor starts a new actor)",
+            "dsmt-limits": "as dsmt, with the container's default limits applied in the "
+                           "child before exec (fork instead of vfork)",
         },
         "settings": {
             "circus": "defaults (check_delay 1.0 s), check_flapping=false",
@@ -208,6 +215,7 @@ def run(kills: int, tools: list[str]) -> dict[str, Any]:
         "results": results,
         "speedup_vs_dsmt": speedup,
         "speedup_vs_dsmt_otp": ratios(results, "dsmt-otp"),
+        "speedup_vs_dsmt_limits": ratios(results, "dsmt-limits"),
         "targets": targets,
     }
 
@@ -226,6 +234,7 @@ def _version(dist: str) -> str | None:
 
 def serve_dsmt(mode: str, argv: list[str]) -> None:
     """Run the server under a ProcessActor and a Supervisor until stdin closes."""
+    from actors.container.limits import Limits, process_limits
     from actors.process import ALWAYS, NEVER, Command, ProcessPolicy
     from actors.process.actor import process_spec
     from dsmt.actor import Origin
@@ -233,12 +242,16 @@ def serve_dsmt(mode: str, argv: list[str]) -> None:
     from dsmt.context import Context
     from dsmt.supervisor import Supervisor
 
-    policy = ProcessPolicy(startsecs=0, autorestart=ALWAYS if mode == "actor" else NEVER,
+    policy = ProcessPolicy(startsecs=0, autorestart=NEVER if mode == "otp" else ALWAYS,
                            stopwaitsecs=2.0)
+    preexec = None
+    if mode == "limits":
+        preexec = process_limits(Limits(), None, "unavailable: not in a container").preexec
     ctx = Context(sliver="bench", layout=Layout("bench"))
     origin = Origin.root(ctx)
     # Intensity high enough for the benchmark's kills, as a plan would set it.
-    ref = Supervisor.start(origin, [process_spec("app", Command(tuple(argv)), policy)],
+    command = Command(tuple(argv), preexec=preexec)
+    ref = Supervisor.start(origin, [process_spec("app", command, policy)],
                            intensity=1000, period=1.0)
     if origin.lifeline.wait_started(10) is not True:
         raise SystemExit("dsmt: the supervisor did not start")

@@ -16,12 +16,20 @@ state follows :data:`dsmt.states.CONTAINER`::
 - :meth:`~ContainerManager.limits_for_process` gives a process actor the
   :class:`~.limits.ProcessLimits` to apply in its child before exec
   (rlimits, and the instance's own sub-cgroup with ``memory.max`` and
-  ``cpu.max`` when cgroup v2 is available).
+  ``cpu.max`` when cgroup v2 is available); the process actor asks once
+  when it starts (:class:`actors.process.actor.ProcessActor`, ``container=``)
+  and calls :meth:`~ContainerManager.release_process` when it ends, which
+  removes that sub-cgroup.
 - Every ``report_interval`` seconds it publishes a retained
   :data:`dsmt.event.RESOURCES` event on ``Layout.resources(sliver)``: cpu,
-  rss, open fds and threads of the node process and of each process group
-  registered with :meth:`~ContainerManager.register_process`, and the disk
-  used under the workspace against ``quota``. Over the quota, the report's
+  rss, open fds and threads of the node process and of each application
+  process group, and the disk used under the workspace against ``quota``.
+  Which processes the sliver runs it reads from the state database's
+  process journal (:meth:`actors.deploy.journal.Journal.processes`), where
+  the application records every live instance's pid for re-adoption: the
+  one record of them, so a restarted container manager (or node) reports
+  the same processes at once, and a record whose pid is gone or was reused
+  is reported ``alive: false``, never measured. Over the quota, the report's
   ``reason`` (and the status's) says ``over quota: ...``; the state stays
   ``installed``. The tick is ``ctx.clock.call_later`` telling the actor
   itself, so the mailbox never waits; a report walks the workspace on disk,
@@ -53,6 +61,9 @@ from actors.container.cgroup import CgroupTree, probe
 from actors.container.limits import Limits, ProcessLimits, process_limits
 from actors.container.resources import Sampler, disk_usage
 from actors.deploy.journal import Journal
+from actors.deploy.journal import ProcessRecord as JournaledProcess
+from actors.process.adopt import verify
+from actors.process.handle import ProcessRecord
 from actors.workspace import Workspace, WorkspaceError
 from dsmt.actor import ERROR, Actor, Origin
 from dsmt.clock import Timer
@@ -118,7 +129,7 @@ class ContainerManager(Actor):
         self._cgroup_base = None if cgroup_base is None else Path(cgroup_base)
         self.workspace: Workspace | None = None
         self.cgroups = CgroupTree(None, "not probed yet")
-        self.processes: dict[tuple[str, str], int] = {}
+        self._journal: Journal | None = None
         self._cgroup_dirs: dict[tuple[str, str], Path] = {}
         self._sampler = Sampler()
         self._over_quota = False
@@ -136,6 +147,7 @@ class ContainerManager(Actor):
     def on_stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        self._close_journal()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Report):
@@ -170,8 +182,8 @@ class ContainerManager(Actor):
                 log.exception("%s: stopping the application for deselect failed", self.path)
                 self.change_state(FAILED, f"deselect: stopping the application failed: {exc}")
                 return self.state
-        for key in list(self.processes):
-            self.unregister_process(*key)
+        for key in list(self._cgroup_dirs):
+            self.release_process(*key)
         released: list[str] = []
         if self.workspace is not None:
             try:
@@ -207,15 +219,9 @@ class ContainerManager(Actor):
                 status = f"unavailable: {why}"
         return process_limits(self.limits, directory, status)
 
-    def register_process(self, service: str, instance: Any, pid: int) -> None:
-        """Report the process group led by ``pid`` as ``service``/``instance`` from now on."""
-        self.processes[(service, str(instance))] = pid
-
-    def unregister_process(self, service: str, instance: Any) -> None:
-        """Stop reporting ``service``/``instance``; removes its sub-cgroup once empty."""
-        key = (service, str(instance))
-        self.processes.pop(key, None)
-        directory = self._cgroup_dirs.pop(key, None)
+    def release_process(self, service: str, instance: Any) -> None:
+        """The actor of ``service``/``instance`` has ended: remove its sub-cgroup (once empty)."""
+        directory = self._cgroup_dirs.pop((service, str(instance)), None)
         if directory is not None:
             try:
                 CgroupTree.remove(directory)
@@ -226,12 +232,14 @@ class ContainerManager(Actor):
 
     def report_now(self) -> dict[str, Any]:
         """Measure, publish the retained resource report and return its payload."""
-        groups = self._sampler.groups(self.processes.values())
+        records = self.processes()
+        groups = self._sampler.groups(r.pid for r in records if verify(_handle(r)) is None)
         processes = []
-        for (service, instance), pid in sorted(self.processes.items()):
+        for record in records:
+            service, instance, pid = record.service, record.instance, record.pid
             usage = groups.get(pid)
             row: dict[str, Any] = {"service": service, "instance": instance, "pid": pid,
-                                   "alive": usage is not None}
+                                   "version": record.version, "alive": usage is not None}
             if usage is not None:
                 row.update(usage.as_dict())
             processes.append(row)
@@ -292,19 +300,30 @@ class ContainerManager(Actor):
         snapshot.update({
             "workspace": None if self.workspace is None else str(self.workspace.root),
             "cgroup": self.cgroups.status,
-            "processes": {f"{s}/{i}": pid for (s, i), pid in sorted(self.processes.items())},
+            "processes": {f"{r.service}/{r.instance}": r.pid for r in self.processes()},
             "over_quota": self._over_quota,
             "last_report": self.last_report,
         })
         return snapshot
 
+    def processes(self) -> list[JournaledProcess]:
+        """The application's processes as journaled (see the module docstring)."""
+        if self._journal is None:
+            return []
+        try:
+            return self._journal.processes()
+        except sqlite3.Error as exc:  # reported without the processes, tried again next time
+            log.warning("%s: cannot read the process journal: %s", self.path, exc)
+            return []
+
     # --- internals ----------------------------------------------------------------
 
     def _install(self) -> None:
         self.change_state(INSTALLING, "preparing the workspace")
+        self._close_journal()
         try:
             workspace = Workspace.create(self.root)
-            Journal(workspace.state_db, clock=self.ctx.clock).close()  # creates it, in WAL mode
+            self._journal = Journal(workspace.state_db, clock=self.ctx.clock)  # WAL mode
         except (WorkspaceError, sqlite3.Error, OSError) as exc:
             self.change_state(FAILED, str(exc))
             return
@@ -314,6 +333,16 @@ class ContainerManager(Actor):
         self._over_quota = False
         self.change_state(INSTALLED, None, workspace=str(workspace.root),
                           cgroup=self.cgroups.status, quota=self.quota)
+
+    def _close_journal(self) -> None:
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            journal.close()
+
+
+def _handle(record: JournaledProcess) -> ProcessRecord:
+    """What :func:`actors.process.adopt.verify` checks of a journaled process."""
+    return ProcessRecord(record.pid, record.started, record.pgid)
 
 
 def _release(workspace: Workspace, keep_logs: bool) -> list[str]:

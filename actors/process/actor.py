@@ -33,6 +33,16 @@ Life cycle:
   ``stopwaitsecs`` (:func:`process_spec` does). A crash of the actor itself
   (``on_failure``) does the same. A ``brutal_kill`` runs neither hook: the
   group is then sent SIGKILL from the actor's teardown, without waiting.
+- ``container`` (optional, the registry path of the sliver's
+  :class:`actors.container.ContainerManager`; needs ``service`` and
+  ``instance`` in the config): ``on_start`` asks it once for the instance's
+  limits (:meth:`~actors.container.ContainerManager.limits_for_process`, a
+  bounded ask) and every process of the actor starts under them -- rlimits
+  and the instance's cgroup, applied in the child before exec; the actor
+  tells it :meth:`~actors.container.ContainerManager.release_process` when
+  it ends. No container there, no answer within :data:`LIMITS_TIMEOUT`, or
+  a refusal (the sliver is deselected): the actor fails to start with that
+  reason and no process runs unlimited.
 - ``journal(path, record)`` (optional) is called in the actor's thread with
   the :class:`~.handle.ProcessRecord` of each new process (an adopted one
   included, unless it is being replaced: its journal entry stays as it
@@ -46,6 +56,7 @@ because pykka runs no public hook for an actor stopped that way.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Hashable, Mapping
@@ -54,6 +65,7 @@ import pykka
 
 from dsmt.actor import NORMAL, SHUTDOWN, Actor, Error, Origin
 from dsmt.childspec import ChildSpec
+from dsmt.errors import DsmtError
 from dsmt.states import EXITED, FATAL, PROCESS, STOPPED, Machine
 
 from actors.process.handle import ProcessRecord
@@ -69,6 +81,12 @@ Journal = Callable[[str, "ProcessRecord | None"], None]
 
 # The supervisor's wait for on_stop beyond stopwaitsecs: SIGKILL and reaping take a moment.
 SHUTDOWN_MARGIN = 5.0
+# Seconds a process actor waits for the container manager's answer about its limits.
+LIMITS_TIMEOUT = 10.0
+
+
+class LimitsUnavailable(DsmtError):
+    """The container manager could not be asked for a process's limits."""
 
 
 @dataclass(frozen=True)
@@ -94,9 +112,12 @@ class ProcessActor(Actor):
         journal: Journal | None = None,
         replace: str | None = None,
         os: ProcessOs | None = None,
+        container: str | None = None,
         **config: Any,
     ) -> None:
-        super().__init__(origin, argv=list(command.argv), **config)
+        if container is not None and ("service" not in config or "instance" not in config):
+            raise ValueError("a process actor with a container needs its service and instance")
+        super().__init__(origin, argv=list(command.argv), container=container, **config)
         self.process = ProcessMachine(
             command, policy, os=os or RealOs(clock=self.ctx.clock), clock=self.ctx.clock,
             logs=logs, post=self._post, on_change=self._on_change)
@@ -104,10 +125,14 @@ class ProcessActor(Actor):
         self._replace = replace
         self._journal = journal
         self._journaled: ProcessRecord | None = None
+        self._container = container
+        self.limits: Any = None  # the container's ProcessLimits, once asked
 
     # --- hooks (actor thread) ------------------------------------------------------
 
     def on_start(self) -> None:
+        if self._container is not None:
+            self._ask_limits()
         if self._record is not None:
             if self._replace is not None:
                 self._journaled = self._record  # keep its entry until its successor's
@@ -123,6 +148,7 @@ class ProcessActor(Actor):
     def on_stop(self) -> None:
         self.process.shutdown()
         self._write_journal()
+        self._release()
 
     def on_failure(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
@@ -130,6 +156,7 @@ class ProcessActor(Actor):
         except Exception:
             log.exception("%s: stopping the process after a failure failed", self.path)
         self._write_journal()
+        self._release()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Run):
@@ -148,9 +175,40 @@ class ProcessActor(Actor):
         return self.process.snapshot()
 
     def inspect(self) -> dict[str, Any]:
-        return {**super().inspect(), "process": self.process.snapshot()}
+        limits = self.limits
+        return {**super().inspect(), "process": self.process.snapshot(),
+                "limits": None if limits is None else {
+                    "rlimits": [list(triple) for triple in limits.rlimits],
+                    "cgroup": limits.cgroup_status, "notes": list(limits.notes)}}
 
     # --- internals ----------------------------------------------------------------------
+
+    def _ask_limits(self) -> None:
+        """Get this instance's limits from the container manager; they apply to every spawn."""
+        ref = self.ctx.registry.get(self._container)
+        if ref is None:
+            raise LimitsUnavailable(f"no container manager at {self._container}")
+        service, instance = self.config["service"], self.config["instance"]
+        try:
+            limits = ref.proxy().limits_for_process(service, instance).get(
+                timeout=LIMITS_TIMEOUT)
+        except (pykka.ActorDeadError, pykka.Timeout) as exc:
+            raise LimitsUnavailable(f"{self._container} did not give the limits of "
+                                    f"{service}/{instance}: {exc or type(exc).__name__}") from None
+        self.limits = limits
+        machine = self.process
+        machine.command = dataclasses.replace(machine.command, preexec=limits.preexec)
+
+    def _release(self) -> None:
+        """Tell the container manager this instance's actor is done (its cgroup may go)."""
+        if self.limits is None:
+            return
+        ref = self.ctx.registry.get(self._container)
+        if ref is not None:
+            try:
+                ref.proxy().release_process(self.config["service"], self.config["instance"])
+            except pykka.ActorDeadError:
+                pass
 
     def _post(self, fn: Callable[[], None]) -> None:
         try:
@@ -198,6 +256,7 @@ def process_spec(
     journal: Journal | None = None,
     replace: str | None = None,
     os: ProcessOs | None = None,
+    container: str | None = None,
     **spec: Any,
 ) -> ChildSpec:
     """A :class:`dsmt.childspec.ChildSpec` for a process actor, with a fitting ``shutdown``."""
@@ -205,5 +264,5 @@ def process_spec(
         spec["shutdown"] = None if policy.stopwaitsecs is None \
             else policy.stopwaitsecs + SHUTDOWN_MARGIN
     kwargs = {"command": command, "policy": policy, "logs": logs, "record": record,
-              "journal": journal, "replace": replace, "os": os}
+              "journal": journal, "replace": replace, "os": os, "container": container}
     return ChildSpec(child_id, ProcessActor, kwargs, **spec)

@@ -36,7 +36,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import psutil
 
@@ -47,16 +47,22 @@ from actors.process.watcher import ExitWatcher, default_watcher
 
 @dataclass(frozen=True)
 class Command:
-    """What to run: argv, extra environment, working directory.
+    """What to run: argv, extra environment, working directory, and limits.
 
     ``env`` is added to the agent's own environment, unless
     ``inherit_env`` is False, in which case it is the whole environment.
+    ``preexec`` runs in the child between fork and exec (the container's
+    :meth:`actors.container.limits.ProcessLimits.preexec`: rlimits and the
+    instance's cgroup); if it raises, nothing runs and :func:`spawn` raises
+    ``subprocess.SubprocessError``. (CPython starts the child with
+    ``vfork`` without it, with a plain ``fork`` of the node with it.)
     """
 
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     inherit_env: bool = True
+    preexec: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "argv", tuple(str(a) for a in self.argv))
@@ -94,6 +100,7 @@ def spawn(
             cwd=command.cwd,
             env=command.environment(),
             start_new_session=True,
+            preexec_fn=command.preexec,
         )
     finally:
         for fd in files:

@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from actors.container import ContainerError, ContainerManager, Limits, probe
 from actors.container.cgroup import own_cgroup
+from actors.deploy.journal import Journal
 from dsmt.childspec import ChildSpec
 from dsmt.event import RESOURCES, STATUS
 from tests.dsmt.conftest import BOUND, Worker, clock, ctx, events, registry, start_tree  # noqa: F401
@@ -226,11 +228,18 @@ def test_a_cgroup_that_is_not_there_is_reported_unavailable_never_raised(tmp_pat
 
 # --- resource reports ---------------------------------------------------------------------
 
+def journal_process(tmp_path: Path, proc: subprocess.Popen, service: str, instance: int) -> None:
+    """Record ``proc`` in the workspace's process journal, as the application does."""
+    with Journal(tmp_path / "ws" / "state.db") as journal:
+        journal.record_process(service, str(instance), proc.pid,
+                               psutil.Process(proc.pid).create_time(), "1.0", pgid=proc.pid)
+
+
 def test_resource_reports_appear_at_each_clock_advance_with_real_figures_of_a_process_group(
         start_tree, tmp_path, ctx, events, clock, spawn):  # noqa: F811
     _, proxy = start_container(start_tree, tmp_path)
     proc = spawn(HUNGRY_GROUP)
-    get(proxy.register_process("web", 0, proc.pid))
+    journal_process(tmp_path, proc, "web", 0)
     assert reports(events, ctx) == []
     clock.advance(INTERVAL - 1)
     get(proxy.inspect())  # a round trip: any tick told meanwhile has been handled
@@ -244,6 +253,7 @@ def test_resource_reports_appear_at_each_clock_advance_with_real_figures_of_a_pr
     assert report["state"] == "installed" and report["interval"] == INTERVAL
     [web] = report["processes"]
     assert web["service"] == "web" and web["instance"] == "0" and web["pid"] == proc.pid
+    assert web["version"] == "1.0"
     assert web["alive"] and web["processes"] == 2, "the child and its grandchild"
     assert web["rss"] >= 32 * MiB
     assert web["threads"] >= 3 and web["fds"] >= 3 and web["cpu_seconds"] > 0
@@ -257,17 +267,31 @@ def test_resource_reports_appear_at_each_clock_advance_with_real_figures_of_a_pr
     assert len(reports(events, ctx)) == 3
 
 
-def test_a_registered_process_that_is_gone_is_reported_as_not_alive_until_unregistered(
+def test_a_journaled_process_that_is_gone_is_reported_as_not_alive_until_forgotten(
         start_tree, tmp_path, ctx, events, spawn):  # noqa: F811
     _, proxy = start_container(start_tree, tmp_path)
     proc = spawn("import sys; print('ready', flush=True); sys.stdin.read()")
-    get(proxy.register_process("web", 1, proc.pid))
+    journal_process(tmp_path, proc, "web", 1)
+    assert get(proxy.inspect())["processes"] == {"web/1": proc.pid}
     proc.kill()
     proc.wait(timeout=BOUND)
     [web] = get(proxy.report_now())["processes"]
-    assert web == {"service": "web", "instance": "1", "pid": proc.pid, "alive": False}
-    get(proxy.unregister_process("web", 1))
+    assert web == {"service": "web", "instance": "1", "pid": proc.pid, "version": "1.0",
+                   "alive": False}
+    with Journal(tmp_path / "ws" / "state.db") as journal:
+        journal.forget_process("web", "1")
     assert get(proxy.report_now())["processes"] == []
+
+
+def test_a_journaled_pid_now_used_by_another_process_is_not_measured(
+        start_tree, tmp_path, ctx, events, spawn):  # noqa: F811
+    _, proxy = start_container(start_tree, tmp_path)
+    proc = spawn(HUNGRY_GROUP)
+    with Journal(tmp_path / "ws" / "state.db") as journal:  # as if the pid had been reused
+        journal.record_process("web", "0", proc.pid, psutil.Process(proc.pid).create_time() - 60,
+                               "1.0", pgid=proc.pid)
+    [web] = get(proxy.report_now())["processes"]
+    assert web["pid"] == proc.pid and web["alive"] is False and "rss" not in web
 
 
 def test_a_workspace_over_its_quota_is_reported_and_the_state_stays_installed(

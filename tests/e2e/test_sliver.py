@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import resource
 
+import psutil
+
+from actors.container import Limits
 from dsmt.testing import wait_for
 
 from tests.e2e.conftest import Watcher, http_get
@@ -46,5 +50,22 @@ def test_two_slivers_install_the_plan_and_serve_http_with_every_stage_seen_in_or
             for epoch, seqs in by_epoch.items():
                 assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), \
                     f"gap in the agent's events of {member.name}: {seqs}"
+
+        # The container's limits are on the app's process (node.toml's [limits]: the
+        # defaults here), and its resource reports measure that process.
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        nofile = Limits().nofile if hard == resource.RLIM_INFINITY else min(Limits().nofile, hard)
+        for member in slice_.members:
+            instance = slice_.layout.status("app.demo-app.0", member.name)
+            pid = wait_for(lambda: next((e.payload["pid"] for e in reversed(watcher.on(instance))
+                                         if e.payload.get("state") == "running"), None),
+                           timeout=30, message=f"the running instance of {member.name}")
+            assert psutil.Process(pid).rlimit(psutil.RLIMIT_NOFILE) == (nofile, nofile)
+            resources = slice_.layout.resources(member.name)
+            row = wait_for(lambda: next((p for e in reversed(watcher.on(resources))
+                                         for p in e.payload["processes"] if p["pid"] == pid),
+                                        None),
+                           timeout=30, message=f"a resource report of {member.name} naming {pid}")
+            assert row["service"] == "demo-app" and row["alive"] and row["rss"] > 0
     finally:
         watcher.close()
