@@ -17,7 +17,11 @@ restart    ``path``            the actor at ``path`` fails (:func:`dsmt.actor.fa
                                its supervisor restarts it per its spec
 stop       ``path``            ``terminate_child`` on its parent supervisor
 inspect    ``path``            the actor's ``inspect()`` snapshot (the result)
-deselect   --                  ``deselect()`` of ``/<sliver>/container-mgr/container``
+deselect   --                  ``deselect()`` of ``/<sliver>/container-mgr/container``:
+                               the app stopped, the workspace released, the
+                               sliver out of placement (result ``{"state"}``)
+select     --                  ``select()`` of the same: the app started again,
+                               the workspace prepared, back in placement
 deploy,    as sent             told to ``/<sliver>/coordinator`` as a
 undeploy,                      :class:`actors.messages.PlanCommand` (outcome
 scale                          ``forwarded``)
@@ -182,7 +186,7 @@ class Commander(Actor):
         self.count("accepted")
         try:
             outcome, result, after = self._run(body)
-        except (CommandFailed, SupervisorError) as exc:
+        except DsmtError as exc:  # CommandFailed, SupervisorError, ContainerError ...: said
             self.count(FAILED)
             self._outcome(body.request, body.command, FAILED, str(exc), None)
             return
@@ -222,10 +226,9 @@ class Commander(Actor):
             snap = self.inspect() if path == self.path else ref.proxy().inspect().get(
                 timeout=self.wait)
             return DONE, _plain(snap), None
-        if name == "deselect":
-            path = f"/{self.ctx.sliver}/container-mgr/container"
-            ref = self._ref(path)
-            return DONE, {"state": ref.proxy().deselect().get(timeout=self.wait)}, None
+        if name in ("deselect", "select"):
+            container = self._ref(f"/{self.ctx.sliver}/container-mgr/container").proxy()
+            return DONE, {"state": getattr(container, name)().get(timeout=self.wait)}, None
         if name in PLAN_COMMANDS:
             path = f"/{self.ctx.sliver}/coordinator"
             self._ref(path).tell(PlanCommand(name, dict(args), body.request))

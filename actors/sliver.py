@@ -51,6 +51,7 @@ def children(config: NodeConfig) -> list[ChildSpec]:
     base = f"/{config.sliver}"
     workspace = Workspace.create(config.workspace)
     agent_path = f"{base}/deployment-agent/agent"
+    container_path = f"{base}/container-mgr/container"
     monitor = {"emit_rate": config.emit_rate}
     specs = []
     if config.bridge is not None:
@@ -58,19 +59,19 @@ def children(config: NodeConfig) -> list[ChildSpec]:
     specs += [
         _component(base, "container-mgr", ChildSpec("container", ContainerManager, {
             "workspace": config.workspace, "limits": config.limits,
-            "quota": config.disk_quota, "report_interval": 10.0,
+            "quota": config.disk_quota, "report_interval": 10.0, "app": f"{base}/app",
         }), monitor),
         _component(base, "deployment-agent", ChildSpec("agent", DeploymentAgent, {
             "workspace": workspace, "app": f"{base}/app",
         }), monitor),
         ChildSpec("app", AppSupervisor, {"logs": workspace.logs, "agent": agent_path,
-                                         "container": f"{base}/container-mgr/container"}),
+                                         "container": container_path}),
         ChildSpec("app-monitor", InstallMonitor, {"target": f"{base}/app", **monitor}),
         ChildSpec("coordinator", Coordinator, {
             "plan": config.plan, "agent": agent_path, "app": f"{base}/app",
             "workspace": config.workspace, "labels": config.labels,
             "heartbeat": config.heartbeat, "suspect_after": config.suspect_after,
-            "dead_after": config.dead_after}),
+            "dead_after": config.dead_after, "container": container_path}),
         # Last, so rest_for_one never restarts the others because of it; the
         # replay cache lives in the spec so a restarted commander keeps it, and
         # in the state database so a restarted node keeps it too.

@@ -10,6 +10,7 @@ Layout under one root directory::
       logs/                      install logs and (later) service logs
       run/                       sockets and pid files, mode 0700
       state.db                   the journal (SQLite, WAL)
+      deselected                 present while the sliver is deselected (when and why)
 
 Deviation from the single ``current`` link of DESIGN.md §5: a plan may run
 several services from different packages on one sliver, so ``current`` is a
@@ -117,6 +118,10 @@ class Workspace:
     @property
     def state_db(self) -> Path:
         return self.root / "state.db"
+
+    @property
+    def deselected(self) -> Path:
+        return self.root / "deselected"
 
     def version_dir(self, name: str, version: str) -> Path:
         check_name(name, version)

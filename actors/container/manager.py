@@ -34,16 +34,30 @@ state follows :data:`dsmt.states.CONTAINER`::
   ``installed``. The tick is ``ctx.clock.call_later`` telling the actor
   itself, so the mailbox never waits; a report walks the workspace on disk,
   which takes milliseconds for a few thousand files.
-- :meth:`~ContainerManager.deselect` stops the application through the
-  ``on_deselect`` callable, then releases the workspace (packages, versions,
-  ``current`` and ``previous`` links; logs too unless ``keep_logs``) and
-  moves to ``deselected``; :meth:`~ContainerManager.select` brings it back.
+- :meth:`~ContainerManager.deselect` stops the application -- the actor
+  at the path ``app``, which its supervisor terminates and keeps stopped
+  (``terminate_child``, waited for at most :data:`APP_WAIT` seconds) --
+  then releases the workspace (packages, versions, ``current`` and
+  ``previous`` links; logs too unless ``keep_logs``) and moves to
+  ``deselected``. While deselected no process may start
+  (:meth:`~ContainerManager.limits_for_process` refuses), and the
+  coordinator, which observes this actor, takes the sliver out of placement.
+  :meth:`~ContainerManager.select` restarts the app (``restart_child``)
+  before it moves to ``selected`` and prepares the workspace again, so the
+  coordinator finds an app to tell its shares when it hears of it. The
+  signed ``deselect`` and ``select`` commands (:mod:`actors.commander`,
+  ``dsmt deselect|select SLIVER``) call these. A deselect lasts until
+  select: the workspace's ``deselected`` file says it (when, and the
+  released entries), so a container manager started on it -- a restarted
+  node -- prepares the workspace and goes straight to ``deselected``; the
+  app then starts empty and stays so, because the coordinator hears the
+  state before it places anything.
 
 Threads: every method runs in the actor's thread; call them through a proxy
-(``ref.proxy().deselect().get(timeout=...)``). ``on_deselect`` runs in the
-actor's thread too: if it waits on another actor (``terminate_child("app")``
-on the root supervisor), it must bound that wait. The signed-command layer
-that turns "deselect"/"exclude" events into these calls is not here yet.
+(``ref.proxy().deselect().get(timeout=...)``). Stopping the app waits in
+that thread on the app's supervisor, which never waits on this actor (process
+actors ask it for their limits with a bounded ask when they start, and only
+tell it when they end).
 """
 
 from __future__ import annotations
@@ -53,7 +67,7 @@ import shutil
 import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pykka
 
@@ -67,13 +81,16 @@ from actors.process.handle import ProcessRecord
 from actors.workspace import Workspace, WorkspaceError
 from dsmt.actor import ERROR, Actor, Origin
 from dsmt.clock import Timer
-from dsmt.errors import DsmtError
+from dsmt.errors import DsmtError, SupervisorError
 from dsmt.event import RESOURCES
 from dsmt.states import CONTAINER, DESELECTED, FAILED, INSTALLED, INSTALLING, SELECTED
 
 log = logging.getLogger(__name__)
 
 _RELEASED = ("packages", "versions", "current", "previous")
+# Seconds deselect/select wait for the app's supervisor to stop / start the app (its
+# processes get their stop signal, then their grace, before SIGKILL).
+APP_WAIT = 60.0
 
 
 class ContainerError(DsmtError):
@@ -106,25 +123,26 @@ class ContainerManager(Actor):
         limits: Limits = Limits(),
         quota: int | None = None,
         report_interval: float | None = 30.0,
-        on_deselect: Callable[[], Any] | None = None,
+        app: str | None = None,
         cgroups: bool = True,
         cgroup_base: str | Path | None = None,
     ) -> None:
         """``quota``: bytes the workspace may use (None: no quota). ``report_interval``:
         seconds between reports (None: only :meth:`report_now`). ``cgroups=False``
         never touches cgroups; ``cgroup_base`` is the node's cgroup v2 directory
-        (default: found from /proc/self), a seam for tests.
+        (default: found from /proc/self), a seam for tests. ``app``: the registry path of
+        the application (a supervisor's child) that deselect stops; None: none runs.
         """
         if report_interval is not None and not report_interval > 0:
             raise ValueError("report_interval must be > 0 seconds or None")
         super().__init__(origin, workspace=str(workspace), limits=asdict(limits), quota=quota,
-                         report_interval=report_interval, cgroups=cgroups,
+                         report_interval=report_interval, cgroups=cgroups, app=app,
                          cgroup_base=None if cgroup_base is None else str(cgroup_base))
         self.root = Path(workspace)
         self.limits = limits
         self.quota = quota
         self.report_interval = report_interval
-        self._on_deselect = on_deselect
+        self.app_path = app
         self._use_cgroups = cgroups
         self._cgroup_base = None if cgroup_base is None else Path(cgroup_base)
         self.workspace: Workspace | None = None
@@ -159,8 +177,20 @@ class ContainerManager(Actor):
     # --- commands (actor thread, through a proxy) --------------------------------
 
     def select(self) -> str:
-        """Take the sliver back after a deselect (or retry a failed install); returns the state."""
+        """Take the sliver back after a deselect (or retry a failed install); returns the state.
+
+        Raises :class:`ContainerError` if the app cannot be started again (the
+        state stays ``deselected``; select again to retry).
+        """
         if self.state == DESELECTED:
+            try:
+                self._app_child("restart_child")
+            except Exception as exc:  # a command boundary: say why, stay deselected
+                log.exception("%s: restarting the application for select failed", self.path)
+                raise ContainerError(f"select: restarting the application failed: {exc}") \
+                    from None
+            if self.workspace is not None:
+                self.workspace.deselected.unlink(missing_ok=True)
             self.change_state(SELECTED, "selected")
         if self.state in (SELECTED, FAILED):
             self._install()
@@ -169,15 +199,15 @@ class ContainerManager(Actor):
     def deselect(self, keep_logs: bool = True) -> str:
         """Stop the application, release the workspace and move to ``deselected``.
 
-        If ``on_deselect`` raises, the workspace is left alone (the
+        If the app cannot be stopped, the workspace is left alone (the
         application may still run) and the state is ``failed`` with the
         reason; deselect again to retry. Returns the new state.
         """
         if self.state == DESELECTED:
             return self.state
-        if self._on_deselect is not None:
+        if self.app_path is not None:
             try:
-                self._on_deselect()
+                self._app_child("terminate_child")
             except Exception as exc:  # a command boundary: report, do not die
                 log.exception("%s: stopping the application for deselect failed", self.path)
                 self.change_state(FAILED, f"deselect: stopping the application failed: {exc}")
@@ -192,6 +222,14 @@ class ContainerManager(Actor):
                 log.exception("%s: releasing the workspace failed", self.path)
                 self.change_state(FAILED, f"deselect: releasing the workspace failed: {exc}")
                 return self.state
+        if self.workspace is not None:
+            try:
+                self.workspace.deselected.write_text(
+                    f"deselected at {self.ctx.clock.wall():.3f}; released: "
+                    f"{', '.join(released) or 'nothing'}\n")
+            except OSError as exc:
+                log.warning("%s: cannot record the deselect (a restart would forget it): %s",
+                            self.path, exc)
         self.change_state(DESELECTED, "deselected", released=released, kept_logs=keep_logs)
         return self.state
 
@@ -331,8 +369,26 @@ class ContainerManager(Actor):
         self.cgroups = (probe(self._cgroup_base) if self._use_cgroups
                         else CgroupTree(None, "disabled by configuration"))
         self._over_quota = False
+        if workspace.deselected.exists():
+            self.change_state(DESELECTED, "deselected before this container manager started",
+                              workspace=str(workspace.root), cgroup=self.cgroups.status)
+            return
         self.change_state(INSTALLED, None, workspace=str(workspace.root),
                           cgroup=self.cgroups.status, quota=self.quota)
+
+    def _app_child(self, call: str) -> None:
+        """``terminate_child`` or ``restart_child`` of the app on its supervisor, waited for."""
+        if self.app_path is None:
+            return
+        parent_path, _, child = self.app_path.rpartition("/")
+        parent = self.ctx.registry.get(parent_path)
+        if parent is None:
+            raise ContainerError(f"no supervisor at {parent_path}")
+        try:
+            getattr(parent.proxy(), call)(child).get(timeout=APP_WAIT)
+        except SupervisorError as exc:
+            if not (call == "restart_child" and exc.reason == "running"):
+                raise
 
     def _close_journal(self) -> None:
         journal, self._journal = self._journal, None

@@ -17,6 +17,11 @@ single-purpose parts and owns the decisions that need all of them:
 - quarantine (:class:`~actors.coordinator.quarantine.Quarantine`): after
   ``quarantine_after`` failed agent jobs in a row this sliver announces
   itself quarantined for ``quarantine_for`` s; placement everywhere skips it;
+  and for as long as the container manager at ``container`` is
+  ``deselected`` (its ``deselect()`` has stopped the app and released the
+  workspace): the peers then run this sliver's share. Once it is selected
+  again (and the app restarted) every share is told again and every install
+  asked again;
 - the hub reader thread (:func:`~actors.coordinator.reader.start_reader`).
 
 **Placement.** From the members that are not dead, every coordinator
@@ -59,6 +64,7 @@ from dsmt.states import FAILED, INITIATED, INSTANTIATED, REQUESTED, RUNNING
 from actors import placement
 from actors.coordinator import beats
 from actors.coordinator.beats import Beater, Tick
+from actors.coordinator.local import LocalComponents
 from actors.coordinator.plans import PlanKeeper
 from actors.coordinator.quarantine import Quarantine
 from actors.coordinator.reader import Seen, start_reader
@@ -72,19 +78,21 @@ log = logging.getLogger(__name__)
 READER_STOP = 2.0  # seconds to wait for the hub reader thread to end
 
 
-class Coordinator(Actor):
+class Coordinator(LocalComponents, Actor):
     def __init__(self, origin: Origin, *, plan: str | Path | None = None, agent: str,
                  app: str | None = None, workspace: str | Path | None = None,
                  labels: tuple[str, ...] = (), heartbeat: float = 1.0, suspect_after: int = 3,
                  dead_after: float = 10.0, settle: float | None = None,
                  quarantine_after: int = 3, quarantine_for: float = 60.0,
-                 standby: int | None = None, bus: Any = None, **config: Any) -> None:
+                 standby: int | None = None, bus: Any = None, container: str | None = None,
+                 **config: Any) -> None:
         super().__init__(origin, plan=None if plan is None else str(plan), agent=agent,
                          app=app, workspace=None if workspace is None else str(workspace),
                          labels=list(labels), heartbeat=heartbeat, suspect_after=suspect_after,
                          dead_after=dead_after, quarantine_after=quarantine_after,
-                         quarantine_for=quarantine_for, **config)
+                         quarantine_for=quarantine_for, container=container, **config)
         self.agent_path = agent
+        self.container_path = container
         self.app_path = app or f"/{origin.ctx.sliver}/app"
         self.labels = tuple(labels)
         self.heartbeat = heartbeat
@@ -128,6 +136,9 @@ class Coordinator(Actor):
         self.change_state(INITIATED, plan_version=self.plan.version)
         self.ctx.registry.observe(self.agent_path, self.actor_ref)
         self.ctx.registry.observe(self.app_path, self.actor_ref)
+        if self.container_path is not None:
+            self.ctx.registry.observe(self.container_path, self.actor_ref)
+            self._ask_state(self.container_path)  # deselected before we started?
         self._reader = start_reader(self.bus, self.ctx, self.actor_ref, self.path)
         self.sampler.start()
         self.change_state(INSTANTIATED, plan_version=self.plan.version)
@@ -273,31 +284,6 @@ class Coordinator(Actor):
         if change is not None or merged:
             if not self._place() and change is not None:
                 self.publish_status_detail()  # e.g. a peer back from the dead: live again
-
-    def _observed(self, message: StateChanged) -> None:
-        if message.path == self.app_path:
-            services = message.detail.get("services") or {}
-            self.running_here = {
-                name: len(s.get("ports") or ()) for name, s in services.items()
-                if s.get("state") in ("starting", "running", "upgrading")}
-            self._ports = {name: list(s.get("ports") or ()) for name, s in services.items()
-                           if s.get("state") in ("starting", "running", "upgrading")}
-            self._sample_targets()
-            self._refresh_beat()
-            return
-        if message.path != self.agent_path:
-            return
-        if message.state == FAILED:
-            reason = self.quarantine.failed(message.reason)
-            if reason is not None:
-                log.error("%s: quarantined for %ss: %s", self.path, self.quarantine.period,
-                          reason)
-                self.world.beat(self.ctx.sliver, self._refresh_beat())
-                if self._beater is not None:
-                    self._beater.poke()
-                self._place()
-        elif message.state == RUNNING:
-            self.quarantine.succeeded()
 
     def _tick(self, tick: Tick) -> None:
         """A beat went out: note how late we are, age the view, place."""

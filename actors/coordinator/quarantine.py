@@ -4,9 +4,11 @@
 (:meth:`Quarantine.failed`; a job that succeeds resets the count,
 :meth:`Quarantine.succeeded`). The ``after``-th failure in a row starts a
 quarantine of ``period`` seconds with the reason; :meth:`Quarantine.reason`
-is that reason while it lasts (None otherwise). The coordinator puts it in
-its heartbeat (``quarantined``), and placement everywhere skips a sliver
-that says it is quarantined (:func:`actors.world.WorldView.quarantined`).
+is that reason while it lasts (None otherwise). :meth:`Quarantine.hold`
+quarantines for as long as the caller says, until :meth:`Quarantine.release`
+(a deselected sliver); a hold's reason comes first. The coordinator puts the
+reason in its heartbeat (``quarantined``), and placement everywhere skips a
+sliver that says it is quarantined (:func:`actors.world.WorldView.quarantined`).
 Pure logic over an injectable clock; one owner (the coordinator's thread).
 """
 
@@ -22,6 +24,16 @@ class Quarantine:
         self.period = period
         self.failures = 0
         self._until: tuple[float, str] | None = None
+        self._held: str | None = None
+
+    def hold(self, reason: str) -> None:
+        """Quarantined for ``reason`` until :meth:`release`, whatever the failures say."""
+        self._held = reason
+
+    def release(self) -> bool:
+        """End a hold; True if there was one."""
+        held, self._held = self._held, None
+        return held is not None
 
     def failed(self, why: str | None) -> str | None:
         """Count a failed job; the quarantine's reason if this one starts it, else None."""
@@ -37,6 +49,8 @@ class Quarantine:
 
     def reason(self) -> str | None:
         """Why this sliver is quarantined, while it is; None when it is not (or no longer)."""
+        if self._held is not None:
+            return self._held
         if self._until is None:
             return None
         if self.clock.monotonic() >= self._until[0]:

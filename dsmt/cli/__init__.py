@@ -22,6 +22,7 @@ from dsmt.errors import DsmtError
 # command name -> module under dsmt.cli defining a click command named `command`
 COMMANDS = {
     "deploy": "deploy",
+    "deselect": "deselect",
     "down": "down",
     "events": "events",
     "inspect": "inspect",
@@ -31,6 +32,7 @@ COMMANDS = {
     "restart": "restart",
     "router": "router",
     "scale": "scale",
+    "select": "select",
     "status": "status",
     "stop": "stop",
     "top": "top",

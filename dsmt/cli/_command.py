@@ -158,3 +158,24 @@ def path_command(name: str, help: str) -> click.Command:
         click.echo(f"{name} {path} on {sliver}: {reply['outcome']}")
 
     return command
+
+
+def sliver_command(name: str, help: str) -> click.Command:
+    """The click command that sends the signed command ``name`` (no arguments) to SLIVER."""
+
+    @click.command(name=name, help=help)
+    @click.argument("sliver")
+    @click.option("--timeout", default=30.0, show_default=True,
+                  help="Seconds to wait for the reply.")
+    @key_option
+    @_slice.options
+    def command(sliver, timeout, key_file, router, service, password_file, slice_) -> None:
+        if not sliver or "/" in sliver or ":" in sliver:
+            raise DsmtError(f"{sliver!r}: expected a sliver name, e.g. s1")
+        key = load_key(key_file)
+        with view(router, service, password_file, slice_) as slice_view:
+            reply = send(slice_view, key, sliver, name, {}, timeout)
+        state = (reply.get("result") or {}).get("state")
+        click.echo(f"{name} {sliver}: {reply['outcome']}" + (f" ({state})" if state else ""))
+
+    return command

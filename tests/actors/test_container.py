@@ -20,6 +20,7 @@ import pytest
 from actors.container import ContainerError, ContainerManager, Limits, probe
 from actors.container.cgroup import own_cgroup
 from actors.deploy.journal import Journal
+from dsmt.actor import fail
 from dsmt.childspec import ChildSpec
 from dsmt.event import RESOURCES, STATUS
 from tests.dsmt.conftest import BOUND, Worker, clock, ctx, events, registry, start_tree  # noqa: F401
@@ -327,11 +328,8 @@ def fill(root: Path) -> None:
 
 def test_deselect_stops_the_application_and_releases_the_workspace_but_keeps_logs(
         start_tree, tmp_path, ctx, events):  # noqa: F811
-    trees: list[Any] = []
-    tree, proxy = start_container(
-        start_tree, tmp_path, siblings=(ChildSpec("app", Worker),),
-        on_deselect=lambda: trees[0].call("terminate_child", "app"))
-    trees.append(tree)
+    tree, proxy = start_container(start_tree, tmp_path, siblings=(ChildSpec("app", Worker),),
+                                  app="/s1/app")
     root = tmp_path / "ws"
     fill(root)
     assert tree.children()["app"].ref is not None
@@ -349,8 +347,10 @@ def test_deselect_stops_the_application_and_releases_the_workspace_but_keeps_log
         get(proxy.limits_for_process("web", 0))
     assert get(proxy.deselect()) == "deselected", "a second deselect changes nothing"
     assert get(proxy.select()) == "installed"
+    assert tree.children()["app"].ref is not None, "the application was started again"
     assert events.states(status_channel(ctx))[-4:] == ["deselected", "selected", "installing",
                                                        "installed"]
+    assert get(proxy.select()) == "installed", "a second select changes nothing"
 
 
 def test_deselect_without_keep_logs_removes_the_logs_too(start_tree, tmp_path):  # noqa: F811
@@ -362,12 +362,39 @@ def test_deselect_without_keep_logs_removes_the_logs_too(start_tree, tmp_path): 
 
 def test_a_deselect_whose_application_will_not_stop_leaves_the_workspace_and_fails(
         start_tree, tmp_path, ctx, events):  # noqa: F811
-    def refuse() -> None:
-        raise RuntimeError("app supervisor unreachable")
-
-    _, proxy = start_container(start_tree, tmp_path, on_deselect=refuse)
+    _, proxy = start_container(start_tree, tmp_path, app="/s1/nowhere/app")
     fill(tmp_path / "ws")
     assert get(proxy.deselect()) == "failed"
     assert (tmp_path / "ws" / "versions" / "app-1.0" / "main.py").exists()
     assert events.latest(status_channel(ctx)).payload["reason"] == (
-        "deselect: stopping the application failed: app supervisor unreachable")
+        "deselect: stopping the application failed: no supervisor at /s1/nowhere")
+
+
+def test_a_select_that_cannot_start_the_application_again_stays_deselected_and_says_why(
+        start_tree, tmp_path, ctx, events):  # noqa: F811
+    tree, proxy = start_container(start_tree, tmp_path, siblings=(ChildSpec("app", Worker),),
+                                  app="/s1/app")
+    assert get(proxy.deselect()) == "deselected"
+    tree.call("delete_child", "app")  # nothing left to restart
+    with pytest.raises(ContainerError, match="select: restarting the application failed: "
+                                             "not_found"):
+        get(proxy.select())
+    assert events.latest(status_channel(ctx)).payload["state"] == "deselected"
+
+
+def test_a_deselect_outlives_a_restart_of_the_container_manager_until_select(
+        start_tree, tmp_path, ctx, events):  # noqa: F811
+    tree, proxy = start_container(start_tree, tmp_path, siblings=(ChildSpec("app", Worker),),
+                                  app="/s1/app")
+    assert get(proxy.deselect()) == "deselected"
+    assert (tmp_path / "ws" / "deselected").read_text().startswith("deselected at ")
+    old = tree.ref_of("container-mgr")
+    fail(old, RuntimeError("a crash, as if the node had restarted"))
+    fresh = tree.wait_restarted("container-mgr", old).proxy()
+    assert get(fresh.inspect())["state"] == "deselected"
+    assert events.latest(status_channel(ctx)).payload["reason"] == (
+        "deselected before this container manager started")
+    with pytest.raises(ContainerError, match="deselected"):
+        get(fresh.limits_for_process("web", 0))
+    assert get(fresh.select()) == "installed"
+    assert not (tmp_path / "ws" / "deselected").exists()

@@ -22,3 +22,20 @@ def test_a_success_resets_the_count():
     q.failed("x")
     q.succeeded()
     assert q.failed("y") is None and q.reason() is None
+
+
+def test_a_hold_lasts_until_released_whatever_the_period_and_comes_before_failures():
+    clock = FakeClock()
+    q = Quarantine(clock, after=1, period=10.0)
+    q.hold("deselected")
+    assert q.reason() == "deselected"
+    failure = q.failed("fetch failed")
+    clock.advance(5.0)
+    assert q.reason() == "deselected", "the hold, not the failure"
+    assert q.release() is True and q.release() is False
+    assert q.reason() == failure, "the failure's own period still runs"
+    clock.advance(5.0)
+    assert q.reason() is None
+    clock.advance(1000.0)
+    q.hold("deselected")
+    assert q.reason() == "deselected"
