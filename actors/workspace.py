@@ -127,9 +127,6 @@ class Workspace:
         check_name(name, version)
         return self.versions / f"{name}-{version}"
 
-    def venv_dir(self, name: str, version: str) -> Path:
-        return self.version_dir(name, version) / ".venv"
-
     def current_link(self, name: str) -> Path:
         check_name(name, "0")
         return self.root / "current" / name

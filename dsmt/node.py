@@ -152,10 +152,6 @@ class Node:
             self._done.set()
             return code
 
-    @property
-    def gave_up(self) -> bool:
-        return self.give_up_reason is not None
-
     def wait(self, timeout: float | None = None) -> int | None:
         """Block until the node has stopped; its exit code, or None on timeout."""
         if not self._done.wait(timeout):

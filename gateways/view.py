@@ -4,7 +4,9 @@ A :class:`SliceView` is a PsEPR client that leases the slice's channels,
 asks every bridge to re-send its current state (a *resync*, see
 :mod:`gateways.bridge`) and keeps the newest status event of each
 (sliver, component). :meth:`SliceView.rows` is the table behind
-``dsmt status`` (``{sliver, component, state, since, reason}``) and
+``dsmt status`` (``{sliver, component, state, since, reason}``; a state an
+original DSMT sliver spells ``initialized`` or ``initalized`` is shown as
+``initiated``) and
 :meth:`SliceView.services` the application instances behind ``dsmt up``.
 
 **Liveness** (:meth:`SliceView.slivers`): the view also leases the
@@ -38,6 +40,7 @@ from typing import Any, Iterable
 
 from dsmt.channels import Layout
 from dsmt.event import HEARTBEAT, STATUS, Event
+from dsmt.states import COMPONENT
 
 from gateways.bridge import resync_request
 from gateways.psepr.client import Client
@@ -130,7 +133,7 @@ class SliceView:
         with self._lock:
             items = sorted(self._status.items())
         rows = [{"sliver": sliver, "component": component,
-                 "state": event.payload.get("state"), "since": event.ts,
+                 "state": _canonical(event.payload.get("state")), "since": event.ts,
                  "reason": event.payload.get("reason")}
                 for (sliver, component), event in items]
         if not heartbeats:
@@ -197,3 +200,9 @@ class SliceView:
             for name, info in (event.payload.get("services") or {}).items():
                 found.append({"sliver": sliver, "service": name, **info})
         return found
+
+
+def _canonical(state: Any) -> Any:
+    """A state as DSMT names it: the original DSMT's ``initialized``/``initalized``
+    (DESIGN.md §5) are ``initiated``; anything else as it came."""
+    return COMPONENT.aliases.get(state, state) if isinstance(state, str) else state

@@ -37,7 +37,7 @@ from actors.deploy.install import run_step
 from actors.deploy.launch import environment
 from actors.deploy.manifest import Manifest
 from actors.deploy.unpack import UnpackLimits, remove_stale, unpack
-from actors.deploy.venv import create_venv, pip_install
+from actors.deploy.venv import create_venv, pip_install, venv_of
 from actors.deploy.verify import sha256_file, verify
 from actors.workspace import Workspace, check_name
 
@@ -211,7 +211,7 @@ class Installer:
         vdir = self.workspace.version_dir(name, version)
         log = self.workspace.install_log(name, version)
         manifest = _manifest.load(vdir)
-        venv = create_venv(vdir / ".venv", log=log)
+        venv = create_venv(venv_of(vdir), log=log)
         env = environment(manifest, vdir)
         if manifest.requirements:
             self._progress(j.INSTALL, f"pip install {len(manifest.requirements)} requirement(s)")

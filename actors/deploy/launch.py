@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Mapping
 
 from actors.deploy.manifest import Manifest
+from actors.deploy.venv import venv_of
 
 
 def environment(
@@ -34,7 +35,7 @@ def environment(
     env = dict(os.environ if base is None else base)
     env.pop("PYTHONHOME", None)
     env.update(manifest.env)
-    venv = version_dir / ".venv"
+    venv = venv_of(version_dir)
     env.update(
         DSMT_APP=manifest.name,
         DSMT_VERSION=manifest.version,

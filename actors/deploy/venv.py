@@ -19,6 +19,11 @@ from typing import Mapping, Sequence
 from actors.deploy.install import run_step
 
 
+def venv_of(version_dir: Path) -> Path:
+    """The venv of the version unpacked at ``version_dir``."""
+    return version_dir / ".venv"
+
+
 def venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 

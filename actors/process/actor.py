@@ -167,10 +167,6 @@ class ProcessActor(Actor):
 
     # --- API (actor thread, through a proxy) ------------------------------------------
 
-    def restart_process(self) -> None:
-        """Stop the process and start it again (the actor lives on)."""
-        self.process.restart("restart requested")
-
     def snapshot(self) -> dict[str, Any]:
         return self.process.snapshot()
 

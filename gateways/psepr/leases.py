@@ -20,7 +20,7 @@ import heapq
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Hashable, Iterable
+from typing import Hashable
 
 
 @dataclass(slots=True, eq=False)
@@ -130,6 +130,3 @@ class LeaseTable:
 
     def _current(self, lease: Lease) -> bool:
         return self._leases.get(lease.key) is lease
-
-    def owners(self) -> Iterable[Hashable]:
-        return list(self._by_owner)
