@@ -28,6 +28,11 @@ answer the resync) still names it. :meth:`SliceView.rows` adds a row per
 sliver with component ``heartbeat`` when asked (state = liveness, ``since`` = its last
 beat's time, ``reason`` = why), in the schema of the other rows.
 
+**Resources**: the view also keeps every sliver's newest resource report
+(the container manager's retained :data:`dsmt.event.RESOURCES` event on
+``layout.resources(sliver)``: cpu and rss of the node and of each
+application process, every 10 s on a node); :meth:`SliceView.resources`.
+
 Thread-safety: events arrive in the client's thread; every read method may
 be called from any thread and returns a copy.
 """
@@ -39,7 +44,8 @@ import time
 from typing import Any, Iterable
 
 from dsmt.channels import Layout
-from dsmt.event import HEARTBEAT, STATUS, Event
+from dsmt.errors import ChannelError
+from dsmt.event import HEARTBEAT, RESOURCES, STATUS, Event
 from dsmt.states import COMPONENT
 
 from gateways.bridge import resync_request
@@ -58,12 +64,14 @@ class SliceView:
         self.layout = layout
         self._status: dict[tuple[str, str], Event] = {}
         self._beats: dict[str, Event] = {}
+        self._resources: dict[str, Event] = {}
         self._lock = threading.RLock()  # re-entrant: a wait() predicate may call status()
         self._changed = threading.Condition(self._lock)
         self.client = Client(list(routers), service, password, instance=instance,
                              reconnect_pause=0.2)
         self.subscription = self.client.lease(layout.base, self._received, type=STATUS)
         self.beats = self.client.lease(layout.heartbeat(), self._beat, type=HEARTBEAT)
+        self.reports = self.client.lease(layout.heartbeat(), self._report, type=RESOURCES)
 
     def start(self, timeout: float = 10.0) -> SliceView:
         """Connect, wait for the lease, and ask every bridge for its current state."""
@@ -107,6 +115,17 @@ class SliceView:
                 self._beats[sliver] = event
             self._changed.notify_all()
 
+    def _report(self, event: Event) -> None:
+        payload = event.payload
+        sliver = payload.get("sliver") if isinstance(payload, dict) else None
+        if not isinstance(sliver, str) or event.channel != _resources_channel(self.layout, sliver):
+            return
+        with self._changed:
+            old = self._resources.get(sliver)
+            if old is None or old.ts <= event.ts:
+                self._resources[sliver] = event
+            self._changed.notify_all()
+
     def wait(self, predicate, timeout: float | None) -> bool:
         """Block until ``predicate(view)`` holds (re-checked on every event); its result."""
         with self._changed:
@@ -116,6 +135,12 @@ class SliceView:
         """The newest status payload of ``component`` on ``sliver``, or None."""
         with self._lock:
             event = self._status.get((sliver, component))
+        return None if event is None else dict(event.payload)
+
+    def resources(self, sliver: str) -> dict[str, Any] | None:
+        """The newest resource report of ``sliver`` (its payload), or None."""
+        with self._lock:
+            event = self._resources.get(sliver)
         return None if event is None else dict(event.payload)
 
     def beat(self, sliver: str) -> dict[str, Any] | None:
@@ -200,6 +225,13 @@ class SliceView:
             for name, info in (event.payload.get("services") or {}).items():
                 found.append({"sliver": sliver, "service": name, **info})
         return found
+
+
+def _resources_channel(layout: Layout, sliver: str) -> str | None:
+    try:
+        return layout.resources(sliver)
+    except ChannelError:  # not a sliver name a channel can hold: not a report of ours
+        return None
 
 
 def _canonical(state: Any) -> Any:

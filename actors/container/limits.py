@@ -25,6 +25,7 @@ import os
 import resource
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 INFINITY = resource.RLIM_INFINITY
 
@@ -94,6 +95,13 @@ class ProcessLimits:
     cgroup: Path | None = None
     cgroup_status: str = "unavailable: not configured"
     notes: tuple[str, ...] = field(default=())
+
+    def summary(self) -> dict[str, Any]:
+        """What an operator reads: ``{"rlimits": {"nofile": [soft, hard], ...}, "cgroup":
+        status, "notes": [...]}`` (``inspect()`` of a process actor shows it)."""
+        return {"rlimits": {_NAMES.get(res, str(res))[len("RLIMIT_"):].lower(): [soft, hard]
+                            for res, soft, hard in self.rlimits},
+                "cgroup": self.cgroup_status, "notes": list(self.notes)}
 
     def preexec(self) -> None:
         """Apply the limits to the calling process: run it in the child, before exec."""

@@ -171,11 +171,8 @@ class ProcessActor(Actor):
         return self.process.snapshot()
 
     def inspect(self) -> dict[str, Any]:
-        limits = self.limits
         return {**super().inspect(), "process": self.process.snapshot(),
-                "limits": None if limits is None else {
-                    "rlimits": [list(triple) for triple in limits.rlimits],
-                    "cgroup": limits.cgroup_status, "notes": list(limits.notes)}}
+                "limits": None if self.limits is None else self.limits.summary()}
 
     # --- internals ----------------------------------------------------------------------
 

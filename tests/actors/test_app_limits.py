@@ -59,7 +59,8 @@ def test_every_process_of_the_app_starts_under_the_containers_limits_restarts_in
     assert psutil.Process(first["pid"]).rlimit(psutil.RLIMIT_CORE) == (0, 0)
     instance = tree.ctx.registry.get("/s1/app/demo-app/0")
     limits = instance.proxy().inspect().get(timeout=BOUND)["limits"]
-    assert limits["rlimits"] and limits["cgroup"] == "unavailable: disabled by configuration"
+    assert limits["rlimits"] == {"nofile": [123, 123], "core": [0, 0]}
+    assert limits["cgroup"] == "unavailable: disabled by configuration"
     os.kill(first["pid"], signal.SIGKILL)
     [second] = tree.wait_serving("demo-app", "1.0.0", exclude={first["pid"]})
     assert open_files(second["pid"]) == (123, 123), "a restarted instance is limited too"

@@ -116,6 +116,13 @@ def test_operator_commands_read_control_and_stop_the_slice_dsmt_up_runs(up):
         ("s1", "demo-app", "running"), ("s2", "demo-app", "running")}, rows
     assert all(isinstance(r["pid"], int) and r["restarts"] == 0 for r in rows), rows
 
+    def measured():  # each sliver's container manager reports every 10 s
+        rows = json.loads(ok(env, "top", "--once", "--json", "--wait", "0.5"))
+        return rows if rows and all(r["rss"] and r["cpu_percent"] is not None
+                                    for r in rows) else None
+    rows = wait_for(measured, timeout=BOUND, message="dsmt top with every instance's cpu, rss")
+    assert all(r["rss"] > 2**20 for r in rows), rows
+
     events = [json.loads(line) for line in ok(env, "events", "--json").splitlines()]
     assert any(e["channel"].endswith("/status/s1/") and e["payload"].get("path") == "/s1/app"
                for e in events), events

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dsmt.channels import Layout
-from dsmt.event import STATUS, Address, Sequencer
+from dsmt.event import RESOURCES, STATUS, Address, Sequencer
 from gateways.view import SliceView
 
 LAYOUT = Layout("demo")
@@ -17,3 +17,19 @@ def test_the_original_dsmts_spellings_of_initiated_are_shown_as_initiated():
             {"state": state, "reason": None}, retain=True))
     assert [(r["sliver"], r["state"]) for r in view.rows()] == [
         ("s1", "initiated"), ("s2", "initiated"), ("s3", "installed")]
+
+
+def report(sliver: str, processes: list[dict], channel: str | None = None):
+    return Sequencer(Address("container", sliver)).make(
+        channel or LAYOUT.resources(sliver), RESOURCES,
+        {"sliver": sliver, "processes": processes}, retain=True)
+
+
+def test_the_newest_resource_report_of_each_sliver_is_kept_and_stray_ones_ignored():
+    view = SliceView([("127.0.0.1", 9)], "dsmt", "unused", LAYOUT)  # never started
+    first, second = report("s1", [{"pid": 1}]), report("s1", [{"pid": 2}])
+    view._report(second)
+    view._report(first)  # older: does not replace the newer
+    view._report(report("s2", [{"pid": 3}], channel=LAYOUT.resources("s3")))  # wrong channel
+    assert view.resources("s1")["processes"] == [{"pid": 2}]
+    assert view.resources("s2") is None and view.resources("s3") is None
