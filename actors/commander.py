@@ -17,6 +17,10 @@ restart    ``path``            the actor at ``path`` fails (:func:`dsmt.actor.fa
                                its supervisor restarts it per its spec
 stop       ``path``            ``terminate_child`` on its parent supervisor
 inspect    ``path``            the actor's ``inspect()`` snapshot (the result)
+logs       ``path``,           the last ``lines`` (1..1000, default 40) lines of
+           ``stream``,         the ``out`` or ``err`` log of the process actor at
+           ``lines``           ``path`` (the result: ``{path, stream, file, lines,
+                               truncated}``; at most 8 KiB of log)
 deselect   --                  ``deselect()`` of ``/<sliver>/container-mgr/container``:
                                the app stopped, the workspace released, the
                                sliver out of placement (result ``{"state"}``)
@@ -226,6 +230,8 @@ class Commander(Actor):
             snap = self.inspect() if path == self.path else ref.proxy().inspect().get(
                 timeout=self.wait)
             return DONE, _plain(snap), None
+        if name == "logs":
+            return DONE, self._logs(args), None
         if name in ("deselect", "select"):
             container = self._ref(f"/{self.ctx.sliver}/container-mgr/container").proxy()
             return DONE, {"state": getattr(container, name)().get(timeout=self.wait)}, None
@@ -234,6 +240,18 @@ class Commander(Actor):
             self._ref(path).tell(PlanCommand(name, dict(args), body.request))
             return FORWARDED, {"to": path}, None
         raise CommandFailed(f"unknown command {name!r}")
+
+    def _logs(self, args: Any) -> dict[str, Any]:
+        path, ref = self._target(args)
+        stream, lines = args.get("stream", "out"), args.get("lines", 40)
+        if stream not in ("out", "err"):
+            raise CommandFailed(f"stream must be out or err, got {stream!r}")
+        if type(lines) is not int or not 1 <= lines <= 1000:
+            raise CommandFailed(f"lines must be an int in 1..1000, got {lines!r}")
+        proxy = ref.proxy()
+        if not hasattr(proxy, "log_tail"):
+            raise CommandFailed(f"{path} is not a process actor: it has no logs")
+        return proxy.log_tail(stream, lines).get(timeout=self.wait)
 
     def _target(self, args: Any, *, allow_self: bool = False) -> tuple[str, Any]:
         """The path and ref of a command's target; ``allow_self`` (inspect) also admits

@@ -71,7 +71,7 @@ from dsmt.states import EXITED, FATAL, PROCESS, STOPPED, Machine
 from actors.process.handle import ProcessRecord
 from actors.process.machine import ProcessMachine
 from actors.process.policy import ProcessPolicy
-from actors.process.rotating import LogSpec
+from actors.process.rotating import LogSpec, tail
 from actors.process.seam import ProcessOs, RealOs
 from actors.process.spawn import Command
 
@@ -81,12 +81,18 @@ Journal = Callable[[str, "ProcessRecord | None"], None]
 
 # The supervisor's wait for on_stop beyond stopwaitsecs: SIGKILL and reaping take a moment.
 SHUTDOWN_MARGIN = 5.0
+# The most of a log ``log_tail`` returns: a command's reply crosses PsEPR as one stanza.
+TAIL_BYTES = 8192
 # Seconds a process actor waits for the container manager's answer about its limits.
 LIMITS_TIMEOUT = 10.0
 
 
 class LimitsUnavailable(DsmtError):
     """The container manager could not be asked for a process's limits."""
+
+
+class NoLogs(DsmtError):
+    """A process actor asked for its logs has none (started without a LogSpec)."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,16 @@ class ProcessActor(Actor):
 
     def snapshot(self) -> dict[str, Any]:
         return self.process.snapshot()
+
+    def log_tail(self, stream: str = "out", lines: int = 40) -> dict[str, Any]:
+        """The last ``lines`` lines of the process's ``stream`` log (``out`` or ``err``), from
+        at most :data:`TAIL_BYTES` of it; raises :class:`NoLogs` without log files."""
+        logs = self.process.logs
+        if logs is None:
+            raise NoLogs(f"{self.path} has no log files: its output goes to /dev/null")
+        found, truncated = tail(logs, stream, lines, TAIL_BYTES)
+        return {"path": self.path, "stream": stream, "file": str(logs.path(stream)),
+                "lines": found, "truncated": truncated}
 
     def inspect(self) -> dict[str, Any]:
         return {**super().inspect(), "process": self.process.snapshot(),

@@ -21,6 +21,9 @@ logrotate does it, by the node:
   ``max_bytes=None`` never rotates. :meth:`LogRotator.check` rotates at once
   (tests call it instead of waiting for the timer).
 
+:func:`tail` reads the end of a stream's log (the live file, and ``.1``
+before it when the live file was just rotated) for ``dsmt logs``.
+
 Threads: :meth:`LogRotator.watch`, :meth:`~LogRotator.unwatch` and
 :meth:`~LogRotator.check` may be called from any thread. The rotator's
 thread is a boundary: a rotation that fails (disk full, permissions) is
@@ -89,6 +92,31 @@ def copytruncate(path: Path, backups: int) -> int:
             copied += len(chunk)
         os.truncate(path, 0)
     return copied
+
+
+def tail(logs: LogSpec, stream: str, lines: int, max_bytes: int) -> tuple[list[str], bool]:
+    """The last ``lines`` lines of ``stream``, from at most ``max_bytes`` at the end of its
+    log; and whether earlier lines were left out. Bytes that are not UTF-8 are replaced."""
+    path = logs.path(stream)
+    chunks: list[bytes] = []
+    budget, cut = max_bytes, False
+    for source in (path, backup(path, 1)):  # .1 holds what came just before the live file
+        try:
+            with open(source, "rb") as f:
+                start = max(0, f.seek(0, os.SEEK_END) - budget)
+                f.seek(start)
+                chunk = f.read(budget)
+        except FileNotFoundError:
+            continue
+        chunks.insert(0, chunk)
+        budget -= len(chunk)
+        cut = start > 0
+        if cut or budget <= 0 or sum(c.count(b"\n") for c in chunks) > lines:
+            break
+    found = b"".join(chunks).decode("utf-8", "replace").splitlines()
+    if cut and found:
+        found = found[1:]  # the end of a line whose start was not read
+    return found[-lines:], cut or len(found) > lines
 
 
 def rotate_if_full(logs: LogSpec) -> list[Path]:

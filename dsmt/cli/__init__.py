@@ -27,6 +27,7 @@ COMMANDS = {
     "events": "events",
     "inspect": "inspect",
     "keys": "keys",
+    "logs": "logs",
     "node": "node",
     "passwd": "passwd",
     "restart": "restart",

@@ -123,6 +123,10 @@ def test_operator_commands_read_control_and_stop_the_slice_dsmt_up_runs(up):
     rows = wait_for(measured, timeout=BOUND, message="dsmt top with every instance's cpu, rss")
     assert all(r["rss"] > 2**20 for r in rows), rows
 
+    out = ok(env, "logs", "s2:app.demo-app.0", "-n", "5").splitlines()
+    assert 1 <= len(out) <= 5 and any("listening on" in line for line in out), out
+    assert "is not a process actor" in refused(env, "logs", "s1:app-monitor")
+
     events = [json.loads(line) for line in ok(env, "events", "--json").splitlines()]
     assert any(e["channel"].endswith("/status/s1/") and e["payload"].get("path") == "/s1/app"
                for e in events), events
