@@ -16,8 +16,11 @@ rows::
 
     [{"sliver": "s1", "service": "demo-app", "instance": 0, "state": "running",
       "pid": 4242, "cpu_percent": 0.4, "rss": 24117248, "restarts": 0, "load": 0.12,
-      "since": 1764072000.1, "reason": "up for 3.0s", "sliver_state": "alive"}, ...]
+      "since": 1764072000.1, "reason": "up for 3.0s", "sliver_state": "alive",
+      "quarantined": null}, ...]
 
+``quarantined`` is why the sliver's heartbeat says it is out of placement
+(``deselected``, or its failed installs), else null; the table marks it.
 ``pid``, ``restarts`` and ``load`` are null when not (yet) reported;
 ``load`` is the sliver's 1-minute load average per CPU. ``cpu_percent`` (of
 one CPU, over the report's interval) and ``rss`` (bytes) are the instance's
@@ -81,6 +84,9 @@ def rows(view) -> list[dict[str, Any]]:
     def load(sliver: str) -> Any:
         return ((view.beat(sliver) or {}).get("load") or {}).get("load")
 
+    def quarantined(sliver: str) -> Any:
+        return (view.beat(sliver) or {}).get("quarantined")
+
     def usage(sliver: str, service: str, instance: int, pid: Any) -> dict[str, Any]:
         for p in (view.resources(sliver) or {}).get("processes") or ():
             if (isinstance(p, dict) and p.get("alive") and pid is not None
@@ -100,7 +106,8 @@ def rows(view) -> list[dict[str, Any]]:
                       **usage(row["sliver"], service, instance, pid),
                       "restarts": payload.get("restarts"), "load": load(row["sliver"]),
                       "since": row["since"], "reason": row["reason"],
-                      "sliver_state": liveness.get(row["sliver"], {}).get("state")})
+                      "sliver_state": liveness.get(row["sliver"], {}).get("state"),
+                      "quarantined": quarantined(row["sliver"])})
     shown = {r["sliver"] for r in found}
     for name, s in liveness.items():
         if name not in shown and s["state"] in ("suspected", "dead"):
@@ -108,7 +115,7 @@ def rows(view) -> list[dict[str, Any]]:
                           "state": s["state"], "pid": None, "cpu_percent": None, "rss": None,
                           "restarts": None, "load": None,
                           "since": s["last_beat"], "reason": s["reason"],
-                          "sliver_state": s["state"]})
+                          "sliver_state": s["state"], "quarantined": quarantined(name)})
     return sorted(found, key=lambda r: (r["sliver"], r["service"] or "", r["instance"] or 0))
 
 
@@ -122,7 +129,9 @@ def table(frame: list[dict[str, Any]], slice_name: str):
     now = time.time()
     for r in frame:
         down = r.get("sliver_state") in ("suspected", "dead")
-        t.add_row(f"[red]{r['sliver']} ({r['sliver_state']})[/]" if down else r["sliver"],
+        out = r.get("quarantined")
+        t.add_row(f"[red]{r['sliver']} ({r['sliver_state']})[/]" if down else
+                  f"[yellow]{r['sliver']} ({out})[/]" if out else r["sliver"],
                   "" if r["load"] is None else f"{r['load']:.2f}",
                   "-" if r["service"] is None else f"{r['service']}.{r['instance']}",
                   str(r["state"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dsmt.channels import Layout
 from dsmt.cli import top
-from dsmt.event import RESOURCES, STATUS, Address, Sequencer
+from dsmt.event import HEARTBEAT, RESOURCES, STATUS, Address, Sequencer
 from gateways.view import SliceView
 
 LAYOUT = Layout("demo")
@@ -30,3 +30,19 @@ def test_an_instance_gets_the_cpu_and_rss_reported_for_its_own_pid_only():
     assert [c.header for c in rendered.columns][4:7] == ["pid", "cpu%", "rss"]
     assert list(rendered.columns[5].cells) == ["1.5", ""]
     assert list(rendered.columns[6].cells) == ["3.0M", ""]
+
+
+def test_a_sliver_whose_heartbeat_says_it_is_quarantined_is_marked_with_why():
+    view = SliceView([("127.0.0.1", 9)], "dsmt", "unused", LAYOUT)  # never started
+    for sliver, out in (("s1", None), ("s2", "deselected")):
+        view._received(Sequencer(Address("app.demo-app.0", sliver)).make(
+            LAYOUT.status("app.demo-app.0", sliver), STATUS,
+            {"state": "running", "pid": 1, "restarts": 0, "reason": None}, retain=True))
+        view._beat(Sequencer(Address("coordinator.heartbeat", sliver)).make(
+            LAYOUT.heartbeat(sliver), HEARTBEAT,
+            {"sliver": sliver, "period": 1.0, "quarantined": out}, retain=True))
+    frame = top.rows(view)
+    assert [(r["sliver"], r["quarantined"]) for r in frame] == [("s1", None),
+                                                                ("s2", "deselected")]
+    assert list(top.table(frame, "demo").columns[0].cells) == ["s1",
+                                                               "[yellow]s2 (deselected)[/]"]
