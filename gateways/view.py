@@ -109,21 +109,21 @@ class SliceView:
         sliver = self.layout.parse_heartbeat(event.channel)
         if sliver is None or not isinstance(event.payload, dict):
             return
-        with self._changed:
-            old = self._beats.get(sliver)
-            if old is None or old.ts <= event.ts:
-                self._beats[sliver] = event
-            self._changed.notify_all()
+        self._keep_newest(self._beats, sliver, event)
 
     def _report(self, event: Event) -> None:
         payload = event.payload
         sliver = payload.get("sliver") if isinstance(payload, dict) else None
         if not isinstance(sliver, str) or event.channel != _resources_channel(self.layout, sliver):
             return
+        self._keep_newest(self._resources, sliver, event)
+
+    def _keep_newest(self, events: dict[str, Event], sliver: str, event: Event) -> None:
+        """``event`` as the sliver's entry unless an entry with a later ``ts`` is there."""
         with self._changed:
-            old = self._resources.get(sliver)
+            old = events.get(sliver)
             if old is None or old.ts <= event.ts:
-                self._resources[sliver] = event
+                events[sliver] = event
             self._changed.notify_all()
 
     def wait(self, predicate, timeout: float | None) -> bool:

@@ -141,41 +141,36 @@ def plan_command(view: Any, key: bytes, sliver: str, command: str, args: dict[st
             raise DsmtError(f"{command} via {sliver}: {exc}") from None
 
 
-def path_command(name: str, help: str) -> click.Command:
-    """The click command that sends the signed command ``name`` to the actor at SLIVER:PATH."""
+def signed(key_file: str | None, router: Any, service: Any, password_file: Any, slice_: Any,
+           sliver: str, command: str, args: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Load the key, open a view on the slice, sign and send ``command``; the reply."""
+    key = load_key(key_file)
+    with view(router, service, password_file, slice_) as slice_view:
+        return send(slice_view, key, sliver, command, args, timeout)
+
+
+def signed_command(name: str, help: str, *, to_sliver: bool = False,
+                   timeout: float = 10.0) -> click.Command:
+    """The click command sending the signed command ``name`` to the actor at SLIVER:PATH
+    (``{"path": PATH}``), or with ``to_sliver`` to SLIVER itself (no arguments)."""
 
     @click.command(name=name, help=help)
-    @click.argument("target")
-    @click.option("--timeout", default=10.0, show_default=True,
+    @click.argument("target", metavar="SLIVER" if to_sliver else "SLIVER:PATH")
+    @click.option("--timeout", default=timeout, show_default=True,
                   help="Seconds to wait for the reply.")
     @key_option
     @_slice.options
     def command(target, timeout, key_file, router, service, password_file, slice_) -> None:
-        sliver, path = parse_target(target)
-        key = load_key(key_file)
-        with view(router, service, password_file, slice_) as slice_view:
-            reply = send(slice_view, key, sliver, name, {"path": path}, timeout)
-        click.echo(f"{name} {path} on {sliver}: {reply['outcome']}")
-
-    return command
-
-
-def sliver_command(name: str, help: str) -> click.Command:
-    """The click command that sends the signed command ``name`` (no arguments) to SLIVER."""
-
-    @click.command(name=name, help=help)
-    @click.argument("sliver")
-    @click.option("--timeout", default=30.0, show_default=True,
-                  help="Seconds to wait for the reply.")
-    @key_option
-    @_slice.options
-    def command(sliver, timeout, key_file, router, service, password_file, slice_) -> None:
-        if not sliver or "/" in sliver or ":" in sliver:
-            raise DsmtError(f"{sliver!r}: expected a sliver name, e.g. s1")
-        key = load_key(key_file)
-        with view(router, service, password_file, slice_) as slice_view:
-            reply = send(slice_view, key, sliver, name, {}, timeout)
-        state = (reply.get("result") or {}).get("state")
-        click.echo(f"{name} {sliver}: {reply['outcome']}" + (f" ({state})" if state else ""))
+        if to_sliver:
+            if not target or "/" in target or ":" in target:
+                raise DsmtError(f"{target!r}: expected a sliver name, e.g. s1")
+            sliver, args, what = target, {}, target
+        else:
+            sliver, path = parse_target(target)
+            args, what = {"path": path}, f"{path} on {sliver}"
+        reply = signed(key_file, router, service, password_file, slice_, sliver, name, args,
+                       timeout)
+        state = (reply.get("result") or {}).get("state") if to_sliver else None
+        click.echo(f"{name} {what}: {reply['outcome']}" + (f" ({state})" if state else ""))
 
     return command

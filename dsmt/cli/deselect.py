@@ -23,5 +23,6 @@ from __future__ import annotations
 
 from dsmt.cli import _command
 
-command = _command.sliver_command(
-    "deselect", "Take SLIVER out of the slice: stop its app, release its workspace.")
+command = _command.signed_command(
+    "deselect", "Take SLIVER out of the slice: stop its app, release its workspace.",
+    to_sliver=True, timeout=30.0)

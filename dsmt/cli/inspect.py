@@ -39,9 +39,8 @@ from dsmt.cli import _command, _slice
 def command(target, as_json, timeout, key_file, router, service, password_file, slice_) -> None:
     """Show the snapshot of the actor at SLIVER:PATH (state, counters, children)."""
     sliver, path = _command.parse_target(target)
-    key = _command.load_key(key_file)
-    with _command.view(router, service, password_file, slice_) as view:
-        snapshot = _command.send(view, key, sliver, "inspect", {"path": path}, timeout)["result"]
+    snapshot = _command.signed(key_file, router, service, password_file, slice_, sliver,
+                               "inspect", {"path": path}, timeout)["result"]
     if as_json:
         click.echo(json.dumps(snapshot, indent=1))
         return

@@ -37,11 +37,9 @@ def command(target, stderr, lines, timeout, key_file, router, service, password_
             slice_) -> None:
     """Print the last lines of the output of the process actor at SLIVER:PATH."""
     sliver, path = _command.parse_target(target)
-    key = _command.load_key(key_file)
-    stream = "err" if stderr else "out"
-    with _command.view(router, service, password_file, slice_) as slice_view:
-        reply = _command.send(slice_view, key, sliver, "logs",
-                              {"path": path, "stream": stream, "lines": lines}, timeout)
+    reply = _command.signed(key_file, router, service, password_file, slice_, sliver, "logs",
+                            {"path": path, "stream": "err" if stderr else "out",
+                             "lines": lines}, timeout)
     result = reply.get("result") or {}
     for line in result.get("lines") or ():
         click.echo(line)

@@ -20,5 +20,5 @@ from __future__ import annotations
 
 from dsmt.cli import _command
 
-command = _command.path_command(
+command = _command.signed_command(
     "restart", "Restart the actor at SLIVER:PATH through its supervisor.")

@@ -20,5 +20,6 @@ from __future__ import annotations
 
 from dsmt.cli import _command
 
-command = _command.sliver_command(
-    "select", "Take a deselected SLIVER back into the slice.")
+command = _command.signed_command(
+    "select", "Take a deselected SLIVER back into the slice.", to_sliver=True,
+    timeout=30.0)

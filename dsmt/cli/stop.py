@@ -19,5 +19,5 @@ from __future__ import annotations
 
 from dsmt.cli import _command
 
-command = _command.path_command(
+command = _command.signed_command(
     "stop", "Stop the actor at SLIVER:PATH (its supervisor terminates it).")
