@@ -73,11 +73,9 @@ import pykka
 
 from actors.container.cgroup import CgroupTree, probe
 from actors.container.limits import Limits, ProcessLimits, process_limits
-from actors.container.resources import Sampler, disk_usage
+from actors.container.resources import Sampler, disk_usage, journaled_usage
 from actors.deploy.journal import Journal
 from actors.deploy.journal import ProcessRecord as JournaledProcess
-from actors.process.adopt import verify
-from actors.process.handle import ProcessRecord
 from actors.workspace import Workspace, WorkspaceError
 from dsmt.actor import ERROR, Actor, Origin
 from dsmt.clock import Timer
@@ -270,17 +268,7 @@ class ContainerManager(Actor):
 
     def report_now(self) -> dict[str, Any]:
         """Measure, publish the retained resource report and return its payload."""
-        records = self.processes()
-        groups = self._sampler.groups(r.pid for r in records if verify(_handle(r)) is None)
-        processes = []
-        for record in records:
-            service, instance, pid = record.service, record.instance, record.pid
-            usage = groups.get(pid)
-            row: dict[str, Any] = {"service": service, "instance": instance, "pid": pid,
-                                   "version": record.version, "alive": usage is not None}
-            if usage is not None:
-                row.update(usage.as_dict())
-            processes.append(row)
+        processes = journaled_usage(self._sampler, self.processes())
         used = disk_usage(self.root) if self.workspace is not None else None
         over = self.quota is not None and used is not None and used > self.quota
         reason = (f"over quota: the workspace uses {used} bytes, its quota is {self.quota} bytes"
@@ -394,11 +382,6 @@ class ContainerManager(Actor):
         journal, self._journal = self._journal, None
         if journal is not None:
             journal.close()
-
-
-def _handle(record: JournaledProcess) -> ProcessRecord:
-    """What :func:`actors.process.adopt.verify` checks of a journaled process."""
-    return ProcessRecord(record.pid, record.started, record.pgid)
 
 
 def _release(workspace: Workspace, keep_logs: bool) -> list[str]:

@@ -7,6 +7,8 @@
   It keeps its ``psutil.Process`` objects between samples, so
   ``cpu_percent`` is the CPU used since the previous sample (0.0 the first
   time), and ``cpu_seconds`` (user + system) is cumulative.
+- :func:`journaled_usage` turns the process journal's records into report
+  rows, measuring only the pids that are still the journaled processes.
 - :func:`disk_usage` is the apparent size of the files under a directory,
   symlinks not followed and hard links counted once.
 
@@ -21,6 +23,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import psutil
+
+from actors.deploy.journal import ProcessRecord as JournaledProcess
+from actors.process.adopt import verify
+from actors.process.handle import ProcessRecord
 
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied)
 
@@ -114,6 +120,24 @@ class Sampler:
     def _forget(self, keep: set[int]) -> None:
         for pid in [p for p in self._procs if p not in keep]:
             del self._procs[pid]
+
+
+def journaled_usage(sampler: Sampler, records: Iterable[JournaledProcess]) -> list[dict[str, Any]]:
+    """A report row per journaled application process: ``service, instance, pid, version,
+    alive`` and, while the pid is still the journaled process (same start time and group),
+    its group's :class:`Usage`; a pid that is gone or reused is ``alive: false``."""
+    records = list(records)
+    live = [r.pid for r in records if verify(ProcessRecord(r.pid, r.started, r.pgid)) is None]
+    groups = sampler.groups(live)
+    rows = []
+    for r in records:
+        usage = groups.get(r.pid)
+        row: dict[str, Any] = {"service": r.service, "instance": r.instance, "pid": r.pid,
+                               "version": r.version, "alive": usage is not None}
+        if usage is not None:
+            row.update(usage.as_dict())
+        rows.append(row)
+    return rows
 
 
 def _pids_by_group() -> dict[int, list[int]]:
