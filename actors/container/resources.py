@@ -1,7 +1,7 @@
 """Resource facts for the container manager's reports: processes (psutil) and disk use.
 
-- :class:`Sampler` measures the node process and each registered application
-  process *group*: the registered pid, its descendants and, when it leads its
+- :class:`Sampler` measures the node process and each application
+  process *group*: the leading pid, its descendants and, when it leads its
   process group (process actors start services with ``setsid``), every
   process in that group, so a daemon that double-forked is still counted.
   It keeps its ``psutil.Process`` objects between samples, so
