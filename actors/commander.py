@@ -25,7 +25,8 @@ deselect   --                  ``deselect()`` of ``/<sliver>/container-mgr/conta
                                the app stopped, the workspace released, the
                                sliver out of placement (result ``{"state"}``)
 select     --                  ``select()`` of the same: the app started again,
-                               the workspace prepared, back in placement
+                               the workspace prepared, back in placement (both
+                               waited for ``wait`` + ``APP_WAIT`` seconds)
 deploy,    as sent             told to ``/<sliver>/coordinator`` as a
 undeploy,                      :class:`actors.messages.PlanCommand` (outcome
 scale                          ``forwarded``)
@@ -79,6 +80,7 @@ from dsmt.event import COMMAND, RECORD, Event
 from dsmt.reader import HubReader
 from dsmt.states import INITIATED, INSTANTIATED, REQUESTED, RUNNING
 
+from actors.container.manager import APP_WAIT
 from actors.messages import PlanCommand
 
 log = logging.getLogger(__name__)
@@ -232,9 +234,10 @@ class Commander(Actor):
             return DONE, _plain(snap), None
         if name == "logs":
             return DONE, self._logs(args), None
-        if name in ("deselect", "select"):
+        if name in ("deselect", "select"):  # stopping or starting the app may take a while
             container = self._ref(f"/{self.ctx.sliver}/container-mgr/container").proxy()
-            return DONE, {"state": getattr(container, name)().get(timeout=self.wait)}, None
+            state = getattr(container, name)().get(timeout=self.wait + APP_WAIT)
+            return DONE, {"state": state}, None
         if name in PLAN_COMMANDS:
             path = f"/{self.ctx.sliver}/coordinator"
             self._ref(path).tell(PlanCommand(name, dict(args), body.request))

@@ -25,4 +25,4 @@ from dsmt.cli import _command
 
 command = _command.signed_command(
     "deselect", "Take SLIVER out of the slice: stop its app, release its workspace.",
-    to_sliver=True, timeout=30.0)
+    to_sliver=True, timeout=90.0)

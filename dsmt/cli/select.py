@@ -22,4 +22,4 @@ from dsmt.cli import _command
 
 command = _command.signed_command(
     "select", "Take a deselected SLIVER back into the slice.", to_sliver=True,
-    timeout=30.0)
+    timeout=90.0)
