@@ -59,7 +59,7 @@ from dsmt.actor import Actor, Origin, StateChanged, tell
 from dsmt.errors import DsmtError
 from dsmt.event import RECORD, Address, Event
 from dsmt.reader import HubReader
-from dsmt.states import FAILED, INITIATED, INSTANTIATED, REQUESTED, RUNNING
+from dsmt.states import DESELECTED, FAILED, INITIATED, INSTANTIATED, REQUESTED, RUNNING
 
 from actors import placement
 from actors.coordinator import beats
@@ -371,7 +371,9 @@ class Coordinator(LocalComponents, Actor):
     def _tell(self, path: str, message: Any) -> None:
         ref = self.ctx.registry.get(path)
         if ref is None:
-            log.error("%s: nobody at %s to tell %s", self.path, path, type(message).__name__)
+            if not (path == self.app_path and self.quarantine.reason() == DESELECTED):
+                log.error("%s: nobody at %s to tell %s", self.path, path,
+                          type(message).__name__)  # (while deselected the app is stopped)
             return
         tell(ref, message)
 
