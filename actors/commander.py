@@ -221,8 +221,7 @@ class Commander(Actor):
                 f"restart requested by command {body.request}"))
         if name == "stop":
             path, _ = self._target(args)
-            parent_path, _, child = path.rpartition("/")
-            parent = self.ctx.registry.get(parent_path)
+            parent_path, child, parent = self.ctx.registry.supervisor_of(path)
             if parent is None or not hasattr(parent.proxy(), "terminate_child"):
                 raise CommandFailed(f"{path}: its parent {parent_path} is not a supervisor")
             self._terminate(parent, child)

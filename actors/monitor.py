@@ -247,8 +247,7 @@ class InstallMonitor(Actor):
         ref = self.ctx.registry.get(self.target)
         if ref is None or ref.actor_urn != actor:
             return  # it failed and was replaced (or is being restarted): done
-        parent_path, _, child_id = self.target.rpartition("/")
-        supervisor = self.ctx.registry.get(parent_path)
+        parent_path, child_id, supervisor = self.ctx.registry.supervisor_of(self.target)
         log.error("%s: still stuck %ss after the stall; asking %s to restart it",
                   self.target, self.kill_after, parent_path)
         self.count("escalations")

@@ -58,6 +58,12 @@ class Registry:
         with self._lock:
             return self._refs.get(path)
 
+    def supervisor_of(self, path: str) -> tuple[str, str, Any | None]:
+        """``(parent path, child id, parent ref or None)`` of the actor at ``path``: the
+        supervisor that starts and stops it, and the id it has there (its last element)."""
+        parent, _, child = path.rpartition("/")
+        return parent, child, self.get(parent)
+
     def list(self, prefix: str = "/") -> dict[str, Any]:
         """A snapshot of every path equal to or under ``prefix`` (whole elements)."""
         base = prefix.rstrip("/")

@@ -368,8 +368,7 @@ class ContainerManager(Actor):
         """``terminate_child`` or ``restart_child`` of the app on its supervisor, waited for."""
         if self.app_path is None:
             return
-        parent_path, _, child = self.app_path.rpartition("/")
-        parent = self.ctx.registry.get(parent_path)
+        parent_path, child, parent = self.ctx.registry.supervisor_of(self.app_path)
         if parent is None:
             raise ContainerError(f"no supervisor at {parent_path}")
         try:
