@@ -19,8 +19,13 @@ stop       ``path``            ``terminate_child`` on its parent supervisor
 inspect    ``path``            the actor's ``inspect()`` snapshot (the result)
 logs       ``path``,           the last ``lines`` (1..1000, default 40) lines of
            ``stream``,         the ``out`` or ``err`` log of the process actor at
-           ``lines``           ``path`` (the result: ``{path, stream, file, lines,
-                               truncated}``; at most 8 KiB of log)
+           ``lines``,          ``path`` (the result: ``{path, stream, file, lines,
+           [``follow``],       truncated, cursor}``; at most 8 KiB of log; with
+           [``cursor``]        ``follow``, whole lines only); with a ``cursor``
+                               (from the previous result), the whole lines written
+                               after it instead (``{path, stream, file, lines,
+                               cursor, more, skipped, lost}``, see
+                               :mod:`actors.process.logread`)
 deselect   --                  ``deselect()`` of ``/<sliver>/container-mgr/container``:
                                the app stopped, the workspace released, the
                                sliver out of placement (result ``{"state"}``)
@@ -81,6 +86,7 @@ from dsmt.reader import HubReader
 from dsmt.states import INITIATED, INSTANTIATED, REQUESTED, RUNNING
 
 from actors.container.manager import APP_WAIT
+from actors.process.logread import Cursor
 from actors.messages import PlanCommand
 
 log = logging.getLogger(__name__)
@@ -250,10 +256,21 @@ class Commander(Actor):
             raise CommandFailed(f"stream must be out or err, got {stream!r}")
         if type(lines) is not int or not 1 <= lines <= 1000:
             raise CommandFailed(f"lines must be an int in 1..1000, got {lines!r}")
+        follow = args.get("follow", False)
+        if type(follow) is not bool:
+            raise CommandFailed(f"follow must be true or false, got {follow!r}")
+        cursor = None
+        if "cursor" in args:
+            try:
+                cursor = Cursor.from_wire(args["cursor"])
+            except ValueError as exc:
+                raise CommandFailed(str(exc)) from None
         proxy = ref.proxy()
         if not hasattr(proxy, "log_tail"):
             raise CommandFailed(f"{path} is not a process actor: it has no logs")
-        return proxy.log_tail(stream, lines).get(timeout=self.wait)
+        reading = proxy.log_tail(stream, lines, follow) if cursor is None else \
+            proxy.log_since(stream, cursor)
+        return reading.get(timeout=self.wait)
 
     def _target(self, args: Any, *, allow_self: bool = False) -> tuple[str, Any]:
         """The path and ref of a command's target; ``allow_self`` (inspect) also admits

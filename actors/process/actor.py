@@ -71,7 +71,8 @@ from dsmt.states import EXITED, FATAL, PROCESS, STOPPED, Machine
 from actors.process.handle import ProcessRecord
 from actors.process.machine import ProcessMachine
 from actors.process.policy import ProcessPolicy
-from actors.process.rotating import LogSpec, tail
+from actors.process.logread import Cursor, since, tail
+from actors.process.rotating import LogSpec
 from actors.process.seam import ProcessOs, RealOs
 from actors.process.spawn import Command
 
@@ -176,15 +177,32 @@ class ProcessActor(Actor):
     def snapshot(self) -> dict[str, Any]:
         return self.process.snapshot()
 
-    def log_tail(self, stream: str = "out", lines: int = 40) -> dict[str, Any]:
+    def log_tail(self, stream: str = "out", lines: int = 40,
+                 follow: bool = False) -> dict[str, Any]:
         """The last ``lines`` lines of the process's ``stream`` log (``out`` or ``err``), from
-        at most :data:`TAIL_BYTES` of it; raises :class:`NoLogs` without log files."""
+        at most :data:`TAIL_BYTES` of it, and the cursor a follower reads on from (with
+        ``follow``, a line still being written is left to it); raises :class:`NoLogs`
+        without log files."""
+        logs = self._logs()
+        found = tail(logs, stream, lines, TAIL_BYTES, whole=follow)
+        return {"path": self.path, "stream": stream, "file": str(logs.path(stream)),
+                "lines": found.lines, "truncated": found.truncated,
+                "cursor": found.cursor.to_wire()}
+
+    def log_since(self, stream: str, cursor: Cursor) -> dict[str, Any]:
+        """The whole lines of ``stream`` after ``cursor``, at most :data:`TAIL_BYTES` of
+        them (see :mod:`actors.process.logread`)."""
+        logs = self._logs()
+        chunk = since(logs, stream, cursor, TAIL_BYTES)
+        return {"path": self.path, "stream": stream, "file": str(logs.path(stream)),
+                "lines": chunk.lines, "cursor": chunk.cursor.to_wire(), "more": chunk.more,
+                "skipped": chunk.skipped, "lost": chunk.lost}
+
+    def _logs(self) -> LogSpec:
         logs = self.process.logs
         if logs is None:
             raise NoLogs(f"{self.path} has no log files: its output goes to /dev/null")
-        found, truncated = tail(logs, stream, lines, TAIL_BYTES)
-        return {"path": self.path, "stream": stream, "file": str(logs.path(stream)),
-                "lines": found, "truncated": truncated}
+        return logs
 
     def inspect(self) -> dict[str, Any]:
         return {**super().inspect(), "process": self.process.snapshot(),

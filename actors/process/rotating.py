@@ -8,11 +8,14 @@ rotating inside the writer. Rotation is therefore *copytruncate*, as
 logrotate does it, by the node:
 
 - :func:`copytruncate` shifts ``.1`` → ``.2`` … (the oldest beyond
-  ``backups`` is deleted), copies the live file to ``.1`` and truncates the
+  ``backups`` is deleted), copies the live file aside and renames the copy
+  to ``.1`` (so every rotation makes a new, whole ``.1``: how a follower
+  tells that a rotation happened, see :mod:`.logread`), and truncates the
   live file to zero. The process's next ``O_APPEND`` write lands at the new
   end. Bytes written between the end of the copy and the truncation are
   lost; the copy reads until end of file first, so that window is one
-  ``ftruncate`` call wide. ``backups=0`` truncates in place.
+  ``rename`` and one ``ftruncate`` call wide. ``backups=0`` truncates in
+  place.
 - :class:`LogRotator` checks every watched :class:`LogSpec` every
   ``interval`` seconds on one daemon thread (started on first use) and
   rotates a file once it has reached ``max_bytes``. The limit is therefore
@@ -21,8 +24,7 @@ logrotate does it, by the node:
   ``max_bytes=None`` never rotates. :meth:`LogRotator.check` rotates at once
   (tests call it instead of waiting for the timer).
 
-:func:`tail` reads the end of a stream's log (the live file, and ``.1``
-before it when the live file was just rotated) for ``dsmt logs``.
+:mod:`.logread` reads them for ``dsmt logs``.
 
 Threads: :meth:`LogRotator.watch`, :meth:`~LogRotator.unwatch` and
 :meth:`~LogRotator.check` may be called from any thread. The rotator's
@@ -86,37 +88,15 @@ def copytruncate(path: Path, backups: int) -> int:
         if backup(path, n).exists():
             os.replace(backup(path, n), backup(path, n + 1))
     copied = 0
-    with open(path, "rb") as live, open(backup(path, 1), "wb") as first:
+    aside = path.with_name(f"{path.name}.rotating")
+    with open(path, "rb") as live, open(aside, "wb") as first:
         while chunk := live.read(_CHUNK):
             first.write(chunk)
             copied += len(chunk)
+        first.flush()
+        os.replace(aside, backup(path, 1))
         os.truncate(path, 0)
     return copied
-
-
-def tail(logs: LogSpec, stream: str, lines: int, max_bytes: int) -> tuple[list[str], bool]:
-    """The last ``lines`` lines of ``stream``, from at most ``max_bytes`` at the end of its
-    log; and whether earlier lines were left out. Bytes that are not UTF-8 are replaced."""
-    path = logs.path(stream)
-    chunks: list[bytes] = []
-    budget, cut = max_bytes, False
-    for source in (path, backup(path, 1)):  # .1 holds what came just before the live file
-        try:
-            with open(source, "rb") as f:
-                start = max(0, f.seek(0, os.SEEK_END) - budget)
-                f.seek(start)
-                chunk = f.read(budget)
-        except FileNotFoundError:
-            continue
-        chunks.insert(0, chunk)
-        budget -= len(chunk)
-        cut = start > 0
-        if cut or budget <= 0 or sum(c.count(b"\n") for c in chunks) > lines:
-            break
-    found = b"".join(chunks).decode("utf-8", "replace").splitlines()
-    if cut and found:
-        found = found[1:]  # the end of a line whose start was not read
-    return found[-lines:], cut or len(found) > lines
 
 
 def rotate_if_full(logs: LogSpec) -> list[Path]:

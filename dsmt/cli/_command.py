@@ -64,7 +64,7 @@ def parse_target(text: str) -> tuple[str, str]:
 
 
 @contextmanager
-def view(router, service, password_file, slice_, *, statuses: bool = True) -> Iterator[Any]:
+def view(router, service, password_file, slice_) -> Iterator[Any]:
     """A started :class:`gateways.view.SliceView` on the slice the options name."""
     from dsmt.channels import Layout
     from gateways.view import SliceView

@@ -8,11 +8,14 @@ the same hub: it publishes COMMAND events and reads the reply channels.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from actors.commander import Commander
+from actors.process import Command, LogSpec
+from actors.process.actor import process_spec
 from dsmt import commands
 from dsmt.channels import Layout
 from dsmt.childspec import ChildSpec
@@ -81,8 +84,8 @@ class Operator:
 def sliver(run_dir, key_file):
     made = []
 
-    def start(key_file=key_file):
-        specs = [ChildSpec("worker", Worker),
+    def start(key_file=key_file, children=()):
+        specs = [ChildSpec("worker", Worker), *children,
                  ChildSpec("commander", Commander, {"key_file": key_file,
                                                     "replay": ReplayCache(), "wait": 5.0})]
         node = Node("s1", LAYOUT, run_dir, specs).start()
@@ -192,6 +195,31 @@ def test_a_command_on_a_path_outside_the_sliver_or_missing_fails_with_a_reason(s
     assert "commander itself" in op.reply(sub)["reason"]
     _, sub = op.send("dance")
     assert "unknown command" in op.reply(sub)["reason"]
+
+
+def test_logs_gives_the_end_of_a_process_log_then_what_was_written_after_its_cursor(
+        sliver, tmp_path):
+    logs = LogSpec(tmp_path / "logs", "proc")
+    program = "import signal; print('ready', flush=True); signal.pause()"
+    node, op = sliver(children=[process_spec("proc", Command([sys.executable, "-c", program]),
+                                             logs=logs)])
+    wait_for(lambda: logs.path("out").exists() and logs.path("out").read_text() == "ready\n",
+             timeout=BOUND, message="the process's first line")
+    _, sub = op.send("logs", {"path": "/s1/proc", "follow": True})
+    first = op.reply(sub)["result"]
+    assert first["lines"] == ["ready"] and first["file"] == str(logs.path("out"))
+    with open(logs.path("out"), "ab") as f:
+        f.write(b"next\nhalf")
+    _, sub = op.send("logs", {"path": "/s1/proc", "cursor": first["cursor"]})
+    reply = op.reply(sub)
+    assert reply["outcome"] == "done", reply
+    assert (reply["result"]["lines"], reply["result"]["more"]) == (["next"], False)
+    for args, reason in (({"cursor": {"offset": -1, "rotation": None}}, "cursor offset"),
+                         ({"cursor": "here"}, "cursor must be"),
+                         ({"follow": "yes"}, "follow must be")):
+        _, sub = op.send("logs", {"path": "/s1/proc", **args})
+        reply = op.reply(sub)
+        assert reply["outcome"] == "failed" and reason in reply["reason"], reply
 
 
 def test_the_commander_keeps_serving_after_bad_input(sliver):

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -84,6 +88,32 @@ def refused(env, *args: str) -> str:
     return lines[0]
 
 
+def _follow_shows_new_lines(env, target: str, host: str, port: int) -> None:
+    """`dsmt logs -f --err` prints a request's log line once the instance writes it; Ctrl-C
+    ends it with 0."""
+    follow = subprocess.Popen([sys.executable, "-m", "dsmt.cli", "logs", target, "--err",
+                               "-f", "-n", "1", "--interval", "0.2"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env)
+    shown: list[str] = []
+    reader = threading.Thread(target=lambda: shown.extend(follow.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: shown, timeout=BOUND, message="the follow's first line")
+        marker = f"/follow-{os.getpid()}"
+        with pytest.raises(urllib.error.HTTPError):  # a 404, logged by the demo app
+            urllib.request.urlopen(f"http://{host}:{port}{marker}", timeout=BOUND)
+        wait_for(lambda: any(marker in line for line in shown), timeout=BOUND,
+                 message=lambda: f"the request's log line, followed: {shown}")
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(BOUND) == 0, follow.stderr.read()
+        reader.join(BOUND)
+        assert sum(marker in line for line in shown) == 1, shown
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
+
+
 def _nodes(tree: list[dict]):
     for node in tree:
         yield node
@@ -126,6 +156,9 @@ def test_operator_commands_read_control_and_stop_the_slice_dsmt_up_runs(up):
     out = ok(env, "logs", "s2:app.demo-app.0", "-n", "5").splitlines()
     assert 1 <= len(out) <= 5 and any("listening on" in line for line in out), out
     assert "is not a process actor" in refused(env, "logs", "s1:app-monitor")
+    address = re.search(r"listening on (\S+):(\d+)", "\n".join(out))
+    assert address, out
+    _follow_shows_new_lines(env, "s2:app.demo-app.0", address.group(1), int(address.group(2)))
 
     events = [json.loads(line) for line in ok(env, "events", "--json").splitlines()]
     assert any(e["channel"].endswith("/status/s1/") and e["payload"].get("path") == "/s1/app"
