@@ -15,6 +15,7 @@ BENCHMARKS = {
     "restart": "benchmarks.restart",
     "slice": "benchmarks.slice",
     "idle": "benchmarks.idle",  # what DSMT costs a host while nothing happens
+    "follow": "benchmarks.follow",  # dsmt logs -f: its cost to a sliver, its latency
     "instructions": "benchmarks.instructions",  # callgrind counts per hub process (valgrind)
     "report": "benchmarks.report",  # all of the above, written up with plots
 }

@@ -1,0 +1,35 @@
+"""`python -m benchmarks follow`: a quick run against a real `dsmt up`, every figure present."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FOLLOWERS = ("dsmt_logs_follow", "dsmt_logs_follow_interval_0.2", "tail_F")
+
+
+def test_a_quick_follow_run_times_each_follower_and_measures_what_one_costs():
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "follow", "--rounds", "1",
+                           "--seconds", "1", "--lines", "2"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    latency = result["latency_ms"]
+    assert set(latency) == set(FOLLOWERS)
+    for name in FOLLOWERS:
+        assert latency[name]["n"] == 2 and 0 < latency[name]["p50"] <= latency[name]["max"]
+    assert result["ratio_follow_to_tail_p50"] == round(
+        latency["dsmt_logs_follow"]["p50"] / latency["tail_F"]["p50"], 1)
+    cost = result["cost"]
+    assert cost["follower_cpu_ms_per_s"]["median"] > 0  # a follower that ran, measured
+    for who in ("node", "router"):
+        figures = cost[f"{who}_cpu_ms_per_s"]
+        assert figures["without"]["median"] > 0 and figures["with_one_follower"]["median"] > 0
+        (added,) = figures["added"]["runs"]  # with - without, each rounded on its own
+        assert added == pytest.approx(figures["with_one_follower"]["runs"][0]
+                                      - figures["without"]["runs"][0], abs=0.011)
