@@ -26,7 +26,6 @@ method here may be called from any other thread.
 from __future__ import annotations
 
 import queue
-import threading
 import time
 from typing import Any, Mapping
 
@@ -61,12 +60,10 @@ class CommandRequest:
     def lease(self, timeout: float) -> CommandRequest:
         """Lease the reply channel and wait until it is granted (TimeoutError if not)."""
         self._subscription = self.client.lease(self.layout.reply(self.request), self._received)
-        deadline = time.monotonic() + timeout
-        pause = threading.Event()
-        while self._subscription.state != "granted":
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"the router did not grant the reply lease within {timeout}s")
-            pause.wait(0.02)  # the lease state has no notification of its own
+        if not self._subscription.wait_granted(timeout):
+            raise TimeoutError(f"the router did not grant the reply lease within {timeout}s"
+                               + (f" ({self._subscription.error})"
+                                  if self._subscription.error else ""))
         return self
 
     def send(self, payload: Mapping[str, Any] | None = None) -> Event:

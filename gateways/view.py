@@ -78,10 +78,7 @@ class SliceView:
         self.client.start()
         if not self.client.wait_connected(timeout):
             raise TimeoutError(f"no router answered within {timeout}s")
-        deadline = time.monotonic() + timeout
-        granted = threading.Event()
-        while self.subscription.state != "granted" and time.monotonic() < deadline:
-            granted.wait(0.02)  # the lease state has no notification of its own
+        self.subscription.wait_granted(timeout)
         self.client.publish(resync_request(self.client, self.layout.base))
         return self
 

@@ -39,7 +39,7 @@ import random
 import ssl as _ssl
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from dsmt import channels
@@ -78,10 +78,25 @@ class Subscription:
     machine: lm.ClientLease
     error: str | None = None  # why the router refused it (state "refused")
     echo: bool = True  # False: the router is asked not to send our own events back
+    _answered: threading.Condition = field(default_factory=threading.Condition, repr=False,
+                                           compare=False)
 
     @property
     def state(self) -> str:
         return self.machine.state
+
+    def wait_granted(self, timeout: float) -> bool:
+        """Wait until the router grants the lease (True), or refuses it for good, or
+        ``timeout`` seconds pass (False). From any thread but the client's."""
+        with self._answered:
+            self._answered.wait_for(lambda: self.state == lm.GRANTED or self.error is not None,
+                                    timeout)
+        return self.state == lm.GRANTED
+
+    def _answer(self) -> None:
+        """The router answered the lease (client thread): wake whoever waits for it."""
+        with self._answered:
+            self._answered.notify_all()
 
     @property
     def granted(self) -> float | None:
@@ -336,6 +351,7 @@ class Client:
             sub = self._subs.get(event.payload.get("identifier"))
             if sub is not None and sub.machine.refuse() == lm.GIVE_UP:
                 sub.error = f"{condition}: {text}" if text else condition
+                sub._answer()
                 # Not an error log: the owner sees the state (the bridge in its status,
                 # `dsmt events` as its one-line failure); the router logs it as a warning.
                 log.info("psepr client %s: lease on %s refused: %s", self.address,
@@ -353,6 +369,7 @@ class Client:
             sub = self._subs.get(event.payload.get("identifier"))
             if sub is not None:
                 sub.machine.grant(event.payload["duration"], self._loop.time())
+                sub._answer()
                 self._schedule()
             return
         for sub in list(self._subs.values()):

@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 
 import pytest
 import trustme
@@ -172,6 +173,18 @@ def test_a_restricted_account_may_lease_under_its_prefixes_only(acl_router, make
     assert "forbidden" in outside.error and "/other/" in outside.error
     assert lease_count(acl_router) == 1
     assert stats(acl_router)["forbidden"] == 2
+
+
+def test_waiting_for_a_grant_ends_at_the_routers_answer_granted_or_refused(acl_router,
+                                                                           make_client):
+    client = make_client(acl_router, RESTRICTED)
+    inside = client.lease("/allowed/y/", lambda e: None)
+    assert inside.wait_granted(10) and inside.state == "granted"
+    outside = client.lease("/other/", lambda e: None)
+    started = time.monotonic()
+    assert not outside.wait_granted(30)  # refused: it does not wait out the timeout
+    assert outside.state == "refused" and "forbidden" in outside.error
+    assert time.monotonic() - started < 20
 
 
 def test_an_event_outside_the_publish_prefixes_goes_nowhere_and_the_sender_stays_connected(
