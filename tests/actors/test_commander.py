@@ -197,6 +197,24 @@ def test_a_command_on_a_path_outside_the_sliver_or_missing_fails_with_a_reason(s
     assert "unknown command" in op.reply(sub)["reason"]
 
 
+def test_the_status_keeps_the_last_command_that_acted_not_the_reads_after_it(sliver):
+    node, op = sliver()
+
+    def last() -> dict:
+        return node.registry.get("/s1/commander").proxy().inspect().get(
+            timeout=BOUND)["detail"].get("last") or {}
+
+    body, sub = op.send("stop", {"path": "/s1/worker"})
+    assert op.reply(sub)["outcome"] == "done"
+    assert last()["request"] == body.request
+    _, sub = op.send("inspect", {"path": "/s1/commander"})
+    assert op.reply(sub)["outcome"] == "done"
+    assert last()["request"] == body.request and commander_counters(node)["done"] == 2
+    failed, sub = op.send("inspect", {"path": "/s1/nobody"})  # a failure is recorded
+    assert op.reply(sub)["outcome"] == "failed"
+    assert (last()["request"], last()["outcome"]) == (failed.request, "failed")
+
+
 def test_logs_gives_the_end_of_a_process_log_then_what_was_written_after_its_cursor(
         sliver, tmp_path):
     logs = LogSpec(tmp_path / "logs", "proc")
