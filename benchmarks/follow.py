@@ -9,9 +9,12 @@ instance on s1 logs each HTTP request on stderr). Then:
 - **cost**: ``--rounds`` pairs of ``--seconds`` windows, s1's node and the
   router measured as :mod:`benchmarks.idle` measures them (CPU ms per
   second, every thread), first with nobody following, then while one
-  ``dsmt logs -f --err s1:app.demo-app.0`` (one read a second) follows the
-  instance; the difference per pair is what a follower costs the sliver and
-  the router. The follower's own CPU is measured in the same window.
+  ``dsmt logs -f --err s1:app.demo-app.0`` (one read every ``--interval``
+  seconds, 1 by default) follows the instance; the difference per pair is
+  what a follower costs the sliver and the router, and divided by the reads
+  s1's commander counted meanwhile, what one read costs them (a short
+  interval makes that figure stand out of the node's own noise). The
+  follower's own CPU is measured in the same window.
 - **latency**: ``--lines`` requests to the instance, each for a path of its
   own that the demo app logs; the time from sending it to its line printed
   by ``dsmt logs -f`` (the default 1 s interval, and ``--interval 0.2``),
@@ -36,6 +39,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from benchmarks._stats import spread
 from benchmarks.idle import START_TIMEOUT, _await_line, _measure, _pids
@@ -51,6 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of one window")
     parser.add_argument("--rounds", type=int, default=3, help="pairs of windows")
     parser.add_argument("--lines", type=int, default=20, help="requests timed per follower")
+    parser.add_argument("--interval", type=float, default=1.0,
+                        help="the measured follower's interval (cost)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dsmt-follow-bench-") as tmp:
         env = {**os.environ, "DSMT_HOME": f"{tmp}/home"}
@@ -130,25 +136,60 @@ def _cost(root: Path, env: dict, args: argparse.Namespace) -> dict:
     router = _pids(root, "router")
     if len(node) != 1 or len(router) != 1:
         raise RuntimeError(f"found nodes {node} and routers {router} for s1")
-    without, with_, follower_cpu = [], [], []
-    for n in range(args.rounds):
-        _progress(f"cost round {n + 1}/{args.rounds}")
-        without.append(_measure(node + router, args.seconds))
-        follower = _dsmt_follow(env)
-        try:
-            figures = _measure(node + router + [follower.process.pid], args.seconds)
-        finally:
-            follower.stop()
-        with_.append(figures[:2])
-        follower_cpu.append(figures[2][0])
-    out = {}
+    without, with_, follower_cpu, reads = [], [], [], []
+    with _Commands(env) as commander:
+        for n in range(args.rounds):
+            _progress(f"cost round {n + 1}/{args.rounds}")
+            without.append(_measure(node + router, args.seconds))
+            follower = _dsmt_follow(env, args.interval)
+            try:
+                before = commander.accepted()
+                figures = _measure(node + router + [follower.process.pid], args.seconds)
+                reads.append(commander.accepted(before))
+            finally:
+                follower.stop()
+            with_.append(figures[:2])
+            follower_cpu.append(figures[2][0])
+    out = {"interval_s": args.interval, "reads_per_s": spread(reads, 2)}
     for i, who in enumerate(("node", "router")):
         before, after = [w[i][0] for w in without], [w[i][0] for w in with_]
+        added = [a - b for a, b in zip(after, before)]
         out[f"{who}_cpu_ms_per_s"] = {
             "without": spread(before, 2), "with_one_follower": spread(after, 2),
-            "added": spread([a - b for a, b in zip(after, before)], 2)}
+            "added": spread(added, 2)}
+        out[f"{who}_cpu_us_per_read"] = spread([1000 * a / r for a, r in zip(added, reads)], 0)
     out["follower_cpu_ms_per_s"] = spread(follower_cpu, 2)
     return out
+
+
+class _Commands:
+    """Counts the commands s1's commander accepted, through a view of this process."""
+
+    def __init__(self, env: dict) -> None:
+        self._env = env
+
+    def __enter__(self) -> _Commands:
+        from dsmt.cli import _command
+
+        os.environ["DSMT_HOME"] = self._env["DSMT_HOME"]  # where `dsmt up` left the slice
+        self._key = _command.load_key(None)
+        self._viewing = _command.view(None, None, None, None)
+        self._view = self._viewing.__enter__()
+        self._send = _command.send
+        return self
+
+    def accepted(self, since: tuple[int, float] | None = None) -> Any:
+        """(count, time) now; with ``since``, the commands per second in between, the
+        two inspects that count them left out."""
+        reply = self._send(self._view, self._key, "s1", "inspect", {"path": "/s1/commander"},
+                           LINE_TIMEOUT)
+        now = (reply["result"]["counters"]["accepted"], time.monotonic())
+        if since is None:
+            return now
+        return (now[0] - since[0] - 1) / (now[1] - since[1])
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._viewing.__exit__(*exc_info)
 
 
 def _latency(root: Path, env: dict, args: argparse.Namespace) -> dict:

@@ -27,6 +27,10 @@ def test_a_quick_follow_run_times_each_follower_and_measures_what_one_costs():
         latency["dsmt_logs_follow"]["p50"] / latency["tail_F"]["p50"], 1)
     cost = result["cost"]
     assert cost["follower_cpu_ms_per_s"]["median"] > 0  # a follower that ran, measured
+    assert 0 < cost["reads_per_s"]["median"] <= 1.5  # one read a second, counted by s1
+    (per_read,) = cost["node_cpu_us_per_read"]["runs"]
+    assert per_read == pytest.approx(1000 * cost["node_cpu_ms_per_s"]["added"]["runs"][0]
+                                     / cost["reads_per_s"]["runs"][0], abs=60)
     for who in ("node", "router"):
         figures = cost[f"{who}_cpu_ms_per_s"]
         assert figures["without"]["median"] > 0 and figures["with_one_follower"]["median"] > 0
