@@ -26,12 +26,22 @@ logs       ``path``,           the last ``lines`` (1..1000, default 40) lines of
                                after it instead (``{path, stream, file, lines,
                                cursor, more, skipped, lost}``, see
                                :mod:`actors.process.logread`)
-deselect   --                  ``deselect()`` of ``/<sliver>/container-mgr/container``:
-                               the app stopped, the workspace released, the
-                               sliver out of placement (result ``{"state"}``)
-select     --                  ``select()`` of the same: the app started again,
-                               the workspace prepared, back in placement (both
-                               waited for ``wait`` + ``APP_WAIT`` seconds)
+deselect   [``drain``]         told to ``/<sliver>/coordinator`` as a
+                               :class:`actors.messages.Drain` (outcome
+                               ``forwarded``): out of placement at once, the app
+                               kept running until the peers run its share (at
+                               most ``drain`` seconds, default 60; 0: at once),
+                               then ``deselect()`` of ``/<sliver>/container-mgr/
+                               container``: the app stopped, the workspace
+                               released; the coordinator replies (result
+                               ``{"state", "drained", "seconds"}``, see
+                               :mod:`actors.coordinator.drain`). Without a
+                               coordinator, the container's ``deselect()`` at once
+select     --                  an :class:`~actors.messages.Undrain` to the
+                               coordinator (a drain under way ends), then
+                               ``select()`` of the container: the app started
+                               again, the workspace prepared, back in placement
+                               (waited for ``wait`` + ``APP_WAIT`` seconds)
 deploy,    as sent             told to ``/<sliver>/coordinator`` as a
 undeploy,                      :class:`actors.messages.PlanCommand` (outcome
 scale                          ``forwarded``)
@@ -89,7 +99,7 @@ from dsmt.states import INITIATED, INSTANTIATED, REQUESTED, RUNNING
 
 from actors.container.manager import APP_WAIT
 from actors.process.logread import Cursor
-from actors.messages import PlanCommand
+from actors.messages import Drain, PlanCommand, Undrain
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +111,7 @@ PLAN_COMMANDS = frozenset({"deploy", "undeploy", "scale"})
 # their nonces are not written to disk (see dsmt.commands).
 READ_ONLY = frozenset({"inspect", "logs"})
 _PROXIES = 64  # proxies kept, one per actor commanded (then all are made afresh)
+DRAIN_TIMEOUT = 60.0  # seconds a deselect waits at most for the peers to run the share
 
 DONE = "done"
 FORWARDED = "forwarded"
@@ -247,6 +258,12 @@ class Commander(Actor):
             return DONE, _plain(snap), None
         if name == "logs":
             return DONE, self._logs(args), None
+        coordinator = self.ctx.registry.get(f"/{self.ctx.sliver}/coordinator")
+        if name == "deselect" and coordinator is not None:  # drained, then replied by it
+            coordinator.tell(Drain(_drain_timeout(args), body.request))
+            return FORWARDED, {"to": f"/{self.ctx.sliver}/coordinator"}, None
+        if name == "select" and coordinator is not None:
+            coordinator.tell(Undrain(body.request))  # a drain under way ends first
         if name in ("deselect", "select"):  # stopping or starting the app may take a while
             container = self._proxy(self._ref(f"/{self.ctx.sliver}/container-mgr/container"))
             state = getattr(container, name)().get(timeout=self.wait + APP_WAIT)
@@ -372,3 +389,10 @@ def _tell_quietly(ref: Any, message: Any) -> None:
 def _plain(value: Any) -> Any:
     """``value`` as plain JSON data (str keys, lists, str for anything else), for the wire."""
     return json.loads(json.dumps(value, default=str))
+
+
+def _drain_timeout(args: Any) -> float:
+    timeout = args.get("drain", DRAIN_TIMEOUT)
+    if type(timeout) not in (int, float) or not 0 <= timeout <= 3600:
+        raise CommandFailed(f"drain must be seconds in 0..3600, got {timeout!r}")
+    return float(timeout)

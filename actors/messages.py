@@ -12,6 +12,8 @@ Undeploy       agent → app, CLI → agent    stop the service (the agent then 
 Undeployed     app → agent                 the service's processes are gone
 GaveUp         service supervisor → app    intensity exhausted: the service is fatal
 PlanCommand    commander → coordinator     a verified deploy/undeploy/scale command
+Drain          commander → coordinator     a verified deselect: move the share, then stop
+Undrain        commander → coordinator     a verified select: a drain under way ends
 Assign         coordinator → app           run this many instances of a service here
 =============  ==========================  ==========================================
 
@@ -127,3 +129,24 @@ class Assign:
 
     service: str
     count: int
+
+
+@dataclass(frozen=True)
+class Drain:
+    """Deselect this sliver without dropping an instance (:mod:`actors.coordinator.drain`).
+
+    The coordinator takes the sliver out of placement at once but keeps its
+    instances running until the peers run its share, at most ``timeout``
+    seconds (0: stop at once), then has the container manager deselect; it
+    replies on ``layout.reply(request)``.
+    """
+
+    timeout: float
+    request: str | None = None
+
+
+@dataclass(frozen=True)
+class Undrain:
+    """End a drain under way (a ``select`` came first): back into placement, nothing stopped."""
+
+    request: str | None = None

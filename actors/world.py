@@ -205,6 +205,11 @@ class WorldView:
         """The members that keep their share (alive or only suspected): name → labels."""
         return {m.sliver: m.labels for m in self.members.values() if m.state != DEAD}
 
+    def running(self) -> dict[str, dict[str, int]]:
+        """Per placeable member, the instances per service its last beat says it runs."""
+        return {m.sliver: dict(m.beat.get("services") or {}) for m in self.members.values()
+                if m.state != DEAD}
+
     def suspected(self) -> list[str]:
         return sorted(m.sliver for m in self.members.values() if m.state == SUSPECTED)
 

@@ -64,12 +64,13 @@ from dsmt.states import DESELECTED, FAILED, INITIATED, INSTANTIATED, REQUESTED, 
 from actors import placement
 from actors.coordinator import beats
 from actors.coordinator.beats import Beater, Tick
+from actors.coordinator.drain import Draining
 from actors.coordinator.local import LocalComponents
 from actors.coordinator.plans import PlanKeeper
 from actors.coordinator.quarantine import Quarantine
 from actors.coordinator.reader import Seen, start_reader
 from actors.coordinator.scaler import Scaler
-from actors.messages import Assign, Deploy, PlanCommand, Undeploy
+from actors.messages import Assign, Deploy, Drain, PlanCommand, Undeploy, Undrain
 from actors.metrics import MetricSampler
 from actors.plan import Plan, Service
 from actors.world import WorldView
@@ -78,7 +79,7 @@ log = logging.getLogger(__name__)
 READER_STOP = 2.0  # seconds to wait for the hub reader thread to end
 
 
-class Coordinator(LocalComponents, Actor):
+class Coordinator(Draining, LocalComponents, Actor):
     def __init__(self, origin: Origin, *, plan: str | Path | None = None, agent: str,
                  app: str | None = None, workspace: str | Path | None = None,
                  labels: tuple[str, ...] = (), heartbeat: float = 1.0, suspect_after: int = 3,
@@ -168,6 +169,10 @@ class Coordinator(LocalComponents, Actor):
             return self._observed(message)
         if isinstance(message, PlanCommand):
             return self._command(message)
+        if isinstance(message, Drain):
+            return self._drain(message)
+        if isinstance(message, Undrain):
+            return self._undrain(message)
         return super().on_receive(message)
 
     def inspect(self) -> dict[str, Any]:
@@ -181,7 +186,8 @@ class Coordinator(LocalComponents, Actor):
             assignment={n: dict(p.counts) for n, p in self.assignment.items()},
             share=dict(self.share), replicas=dict(self.scaler.replicas),
             overshoot=dict(self.overshoot), max_overshoot=self.max_overshoot,
-            quarantined=self.quarantine.reason(), scaling=self.scaler.detail())
+            quarantined=self.quarantine.reason(), scaling=self.scaler.detail(),
+            draining=self._drain_detail())
         return snapshot
 
     # --- the plan ----------------------------------------------------------------------------
@@ -236,21 +242,24 @@ class Coordinator(LocalComponents, Actor):
             text = self.plans.command_plan(message.kind, args, source)
         except DsmtError as exc:
             log.warning("%s: plan command %s refused: %s", self.path, message.kind, exc)
-            self._reply(message, "failed", str(exc), None)
+            self._reply(message.kind, message.request, "failed", str(exc), None)
             return
         if not self._adopt(text, source):
-            self._reply(message, "failed", self.plans.error or "plan not adopted", None)
+            self._reply(message.kind, message.request, "failed",
+                        self.plans.error or "plan not adopted", None)
             return
         self._publish_plan()
-        self._reply(message, "done", None, {"plan_version": self.plan.version})
+        self._reply(message.kind, message.request, "done", None,
+                    {"plan_version": self.plan.version})
 
-    def _reply(self, message: PlanCommand, outcome: str, reason: str | None,
+    def _reply(self, command: str, request: str | None, outcome: str, reason: str | None,
                result: Any) -> None:
-        if message.request is None or self.publisher is None:
+        """The outcome of a forwarded command, on its reply channel (and counted)."""
+        if request is None or self.publisher is None:
             return
-        self.count(f"plan_commands.{outcome}")
-        self.publisher.publish(self.ctx.layout.reply(message.request), RECORD, {
-            "request": message.request, "sliver": self.ctx.sliver, "command": message.kind,
+        self.count(f"commands.{command}.{outcome}")
+        self.publisher.publish(self.ctx.layout.reply(request), RECORD, {
+            "request": request, "sliver": self.ctx.sliver, "command": command,
             "outcome": outcome, "reason": reason, "result": result})
 
     # --- the world -------------------------------------------------------------------------
@@ -293,6 +302,7 @@ class Coordinator(LocalComponents, Actor):
         if self.world.check():
             self.publish_status_detail()
         self._place()
+        self._drain_step()
 
     def _refresh_beat(self) -> dict[str, Any]:
         """The content of our next beats, handed to the beater; returned too."""
@@ -329,8 +339,7 @@ class Coordinator(LocalComponents, Actor):
                 decided = stepped or decided
         self.assignment = placement.place(self.plan.services.values(), placeable, quarantined,
                                           self.scaler.replicas)
-        running = {name: dict(m.beat.get("services") or {})
-                   for name, m in self.world.members.items() if name in placeable}
+        running = self.world.running()
         self.overshoot = placement.overshoot(self.assignment, running)
         self.max_overshoot = max([self.max_overshoot, *self.overshoot.values()])
         if not settled:
@@ -338,7 +347,7 @@ class Coordinator(LocalComponents, Actor):
         share = placement.share(self.assignment, self.ctx.sliver)
         changed = decided
         for name, count in share.items():
-            if self.share.get(name) != count:
+            if self.share.get(name) != count and not self._held(name, count):
                 self.share[name] = count
                 self.count("assign_changes")
                 self._tell(self.app_path, Assign(name, count))

@@ -44,6 +44,7 @@ class LocalComponents:
     _ports: dict[str, list[int]]
     share: dict[str, int]
     _requested: dict[str, Any]
+    _draining: Any
 
     def _observed(self, message: StateChanged) -> None:
         if message.path == self.app_path:
@@ -55,7 +56,7 @@ class LocalComponents:
             self._sample_targets()
             self._refresh_beat()
         elif message.path == self.container_path:
-            self._container(message.state)
+            self._container(message.state, message.reason)
         elif message.path == self.agent_path:
             if message.state == FAILED:
                 reason = self.quarantine.failed(message.reason)
@@ -66,7 +67,8 @@ class LocalComponents:
             elif message.state == RUNNING:
                 self.quarantine.succeeded()
 
-    def _container(self, state: str) -> None:
+    def _container(self, state: str, reason: str | None) -> None:
+        self._drain_ended(state, reason)  # see actors.coordinator.drain
         if state == DESELECTED:
             if self.quarantine.reason() == DESELECTED:
                 return
@@ -74,7 +76,7 @@ class LocalComponents:
             self.running_here, self._ports = {}, {}  # the app was stopped first
             self._requested.clear()  # the workspace is released
             self.share = {name: 0 for name in self.plan.services}  # nothing to tell the app
-        elif self.quarantine.release():
+        elif self._draining is None and self.quarantine.release():
             self.share.clear()  # a new app: every share is news to it
         else:
             return

@@ -9,7 +9,9 @@ Sends the signed ``select`` command (:mod:`actors.commander`) to SLIVER: its
 container manager starts the application supervisor again, prepares the
 workspace and says ``installed``; its coordinator leaves quarantine, so
 placement counts the sliver again and it installs and runs its share.
-Selecting a sliver that is not deselected changes nothing. Prints::
+Selecting a sliver that is not deselected changes nothing, except that it
+ends a drain still under way (``dsmt deselect`` then fails: cancelled).
+Prints::
 
     select s2: done (installed)
 

@@ -1,9 +1,10 @@
 """`dsmt deselect` and `dsmt select` on real `dsmt node` processes through a real router.
 
 Three slivers run the demo app with replicas = 1. Deselecting the sliver
-that runs it stops its instance, releases its workspace and takes it out of
-placement (its heartbeat says ``quarantined: deselected``), so another
-sliver runs the instance, and stays so when its node restarts; selecting it
+that runs it drains it -- another sliver starts the instance before its own
+stops, so the slice never runs none -- then stops its instance, releases its
+workspace and keeps it out of placement (its heartbeat says ``quarantined:
+deselected``), also when its node restarts; selecting it
 again brings it back into placement,
 where rendezvous placement hands it its instance again: installed afresh
 into the released workspace, and running.
@@ -11,8 +12,10 @@ into the released workspace, and running.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import threading
 
 from dsmt.testing import wait_for
 from gateways.view import SliceView
@@ -54,7 +57,24 @@ def test_a_deselected_sliver_stops_its_instance_releases_its_workspace_and_comes
                  message=f"an inspect round trip to {victim}")
         assert list((member.workspace / "versions").iterdir()), "installed before"
 
-        assert dsmt(slice_, "deselect", victim) == f"deselect {victim}: done (deselected)"
+        # Drained: the instance runs elsewhere before it stops here -- never none.
+        totals: list[int] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                totals.append(sum(counts(slice_).values()))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            said = dsmt(slice_, "deselect", victim)
+        finally:
+            done.set()
+            sampler.join(BOUND)
+        assert re.fullmatch(rf"deselect {victim}: done \(deselected; drained in [\d.]+ s\)",
+                            said), said
+        assert len(totals) > 10 and min(totals) >= 1 and max(totals) == 2, totals
         moved = stable_total(slice_, 1, timeout=BOUND)
         assert moved[victim] == 0, moved
         assert list((member.workspace / "versions").iterdir()) == []

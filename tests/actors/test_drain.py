@@ -1,0 +1,134 @@
+"""The drain of a deselect as a state machine: the coordinator's part, its seams faked.
+
+The host stands in for the coordinator (its quarantine is the real one, its
+clock a FakeClock); the peers' heartbeats are what ``world.running()`` says,
+and the container manager records the ``deselect()`` asked of it. The whole
+path on real nodes is tests/e2e/test_deselect.py.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from actors.coordinator.drain import DRAINING, Draining
+from actors.coordinator.quarantine import Quarantine
+from actors.messages import Drain, Undrain
+from actors.placement import Placed
+from dsmt.states import DESELECTED, FAILED
+from dsmt.testing import FakeClock
+
+
+class Container:
+    def __init__(self) -> None:
+        self.deselects = 0
+
+    def proxy(self):
+        return self
+
+    def deselect(self):
+        self.deselects += 1
+
+
+class Host(Draining):
+    """What Draining uses of the coordinator."""
+
+    def __init__(self) -> None:
+        self.path = "/s1/coordinator"
+        self.container_path = "/s1/container-mgr/container"
+        self.container = Container()
+        clock = FakeClock()
+        registry = {self.container_path: self.container}
+        self.ctx = SimpleNamespace(clock=clock, sliver="s1", registry=registry)
+        self.quarantine = Quarantine(clock)
+        self.peers: dict[str, dict[str, int]] = {}
+        self.world = SimpleNamespace(running=lambda: self.peers)
+        self.share = {"web": 1}
+        # placement once s1 is out: s2 runs the instance
+        self.assignment = {"web": Placed("web", 1, {"s2": 1})}
+        self.replies: list[tuple] = []
+        self.changes = 0
+
+    def _reply(self, command, request, outcome, reason, result) -> None:
+        self.replies.append((command, request, outcome, reason, result))
+
+    def _quarantine_changed(self) -> None:
+        self.changes += 1
+
+    def publish_status_detail(self) -> None:
+        pass
+
+
+def test_the_share_keeps_running_until_the_peers_run_it_then_the_container_deselects():
+    host = Host()
+    host._drain(Drain(60.0, "r1"))
+    assert host.quarantine.reason() == DRAINING and host.changes == 1
+    assert host._held("web", 0), "the app is not told its lowered share while draining"
+    assert host.container.deselects == 0
+    host.peers = {"s2": {"web": 0}}
+    host._drain_step()
+    assert host.container.deselects == 0, "s2 does not run it yet"
+    host.ctx.clock.advance(2.5)
+    host.peers = {"s2": {"web": 1}}
+    host._drain_step()
+    assert host.container.deselects == 1 and not host._held("web", 0)
+    host._drain_step()
+    assert host.container.deselects == 1, "asked once"
+    host._drain_ended(DESELECTED, "deselected")
+    assert host.replies == [("deselect", "r1", "done", None,
+                             {"state": DESELECTED, "drained": True, "seconds": 2.5})]
+    assert host._drain_detail() is None
+
+
+def test_past_its_timeout_a_drain_deselects_anyway_and_says_it_did_not_drain():
+    host = Host()
+    host._drain(Drain(10.0, "r1"))
+    host.ctx.clock.advance(9.9)
+    host._drain_step()
+    assert host.container.deselects == 0
+    host.ctx.clock.advance(0.2)
+    host._drain_step()
+    assert host.container.deselects == 1
+    host._drain_ended(DESELECTED, None)
+    assert host.replies[-1][2:4] == ("done", None) and host.replies[-1][4]["drained"] is False
+
+
+def test_a_timeout_of_zero_deselects_at_once():
+    host = Host()
+    host._drain(Drain(0.0, "r1"))
+    assert host.container.deselects == 1
+
+
+def test_a_select_during_the_drain_cancels_it_and_nothing_stops():
+    host = Host()
+    host._drain(Drain(60.0, "r1"))
+    host._undrain(Undrain("r2"))
+    assert host.quarantine.reason() is None and host.container.deselects == 0
+    assert host.replies == [("deselect", "r1", "failed", "cancelled by select", None)]
+    host.peers = {"s2": {"web": 1}}
+    host._drain_step()
+    assert host.container.deselects == 0
+
+
+def test_a_container_that_fails_to_deselect_ends_the_drain_with_its_reason():
+    host = Host()
+    host.assignment = {}  # nothing to move: stops at once
+    host._drain(Drain(60.0, "r1"))
+    assert host.container.deselects == 1
+    host._drain_ended(FAILED, "deselect: stopping the application failed: timeout")
+    assert host.replies == [("deselect", "r1", "failed",
+                             "deselect: stopping the application failed: timeout", None)]
+    assert host._drain_detail() is None
+
+
+def test_a_second_deselect_while_draining_or_once_deselected_is_answered_at_once():
+    host = Host()
+    host._drain(Drain(60.0, "r1"))
+    host._drain(Drain(60.0, "r2"))
+    assert host.replies[-1][1:4] == ("r2", "failed",
+                                     "a deselect of this sliver is already under way")
+    host.quarantine.release()
+    host.quarantine.hold(DESELECTED)
+    host._draining = None
+    host._drain(Drain(60.0, "r3"))
+    assert host.replies[-1] == ("deselect", "r3", "done", None,
+                                {"state": DESELECTED, "already": True})
