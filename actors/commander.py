@@ -107,8 +107,8 @@ COMPONENT = "sliver"  # commands address the sliver as a whole
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 3.0
 PLAN_COMMANDS = frozenset({"deploy", "undeploy", "scale"})
-# Commands that only read: answered, but not recorded as the status's ``last``, and
-# their nonces are not written to disk (see dsmt.commands).
+# Commands that only read: answered, but not recorded as the status's ``last`` (their
+# nonces are kept on disk as every command's: no replay after a restart either).
 READ_ONLY = frozenset({"inspect", "logs"})
 _PROXIES = 64  # proxies kept, one per actor commanded (then all are made afresh)
 DRAIN_TIMEOUT = 60.0  # seconds a deselect waits at most for the peers to run the share
@@ -202,8 +202,7 @@ class Commander(Actor):
     def _handle(self, event: Event) -> None:
         try:
             body = commands.verify(self.key, event.payload, slice=self.ctx.layout.slice,
-                                   now=self.ctx.clock.wall(), replay=self.replay,
-                                   volatile=READ_ONLY)
+                                   now=self.ctx.clock.wall(), replay=self.replay)
         except CommandRejected as exc:
             self.count(REJECTED)
             self.count(f"{REJECTED}.{exc.reason}")

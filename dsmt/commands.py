@@ -51,12 +51,7 @@ than forgetting a nonce that could then be replayed. Given a ``path`` (the
 sliver's state database, SQLite), it also writes every accepted nonce there
 (table ``replay_nonces``, committed before the command runs) and reads the
 unexpired ones back when a new cache opens it, so a command captured before
-a node restart cannot be replayed after it. Commands that only read (the
-verifier names them: ``verify(..., volatile=...)``) have their nonces kept
-in memory only: replaying one after a restart would change nothing, and a
-durable write costs each of them more than the rest of its verification
-(~0.2 ms of CPU and 0.4 ms of wall time per SQLite commit here, which
-``dsmt logs --follow`` would pay every second). If the database cannot be used,
+a node restart cannot be replayed after it. If the database cannot be used,
 the error is logged and kept in :attr:`ReplayCache.persist_error`, and the
 cache goes on in memory (commands keep being verified; only the restart
 protection is lost, and ``inspect()`` of the commander says so).
@@ -84,7 +79,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection, Mapping
+from typing import Any, Mapping
 
 from dsmt import channels
 from dsmt._keyfile import KEY_BYTES, MIN_KEY_BYTES, KeyFileError, load_key, write_key
@@ -296,9 +291,8 @@ class ReplayCache:
             except sqlite3.Error as exc:
                 self._failed(exc)
 
-    def add(self, nonce: str, ts: float, now: float, *, durable: bool = True) -> None:
-        """Remember ``nonce`` (of a command made at ``ts``); CommandRejected if seen or full.
-        ``durable=False``: in memory only, not across a restart (a read-only command)."""
+    def add(self, nonce: str, ts: float, now: float) -> None:
+        """Remember ``nonce`` (of a command made at ``ts``); CommandRejected if seen or full."""
         with self._lock:
             self._evict(now)
             if nonce in self._expiry:
@@ -306,7 +300,7 @@ class ReplayCache:
             if len(self._expiry) >= self.capacity:
                 raise CommandRejected(OVERLOADED, f"{self.capacity} commands in {self.max_age}s")
             expiry = ts + self.max_age
-            if durable and self._db is not None:
+            if self._db is not None:
                 try:  # on disk before the command runs: a restart cannot forget it
                     self._db.execute("INSERT OR REPLACE INTO replay_nonces VALUES (?, ?)",
                                      (nonce, expiry))
@@ -317,15 +311,13 @@ class ReplayCache:
 
 
 def verify(key: bytes | None, signed: Any, *, slice: str, now: float,
-           replay: ReplayCache | None = None, max_age: float | None = None,
-           volatile: Collection[str] = ()) -> Body:
+           replay: ReplayCache | None = None, max_age: float | None = None) -> Body:
     """The verified body of the signed-command payload ``signed``; raises CommandRejected.
 
     ``now`` is the verifier's wall time; ``max_age`` defaults to the replay
     cache's window (or :data:`MAX_AGE`). Without ``replay`` nonces are not
     checked (only for tests of the signature itself). On success the nonce
-    is remembered in ``replay``: on disk too, unless the command is one of
-    ``volatile`` (commands that only read).
+    is remembered in ``replay``.
     """
     if max_age is None:
         max_age = replay.max_age if replay is not None else MAX_AGE
@@ -349,7 +341,7 @@ def verify(key: bytes | None, signed: Any, *, slice: str, now: float,
                               body.request)
     if replay is not None:
         try:
-            replay.add(body.nonce, body.ts, now, durable=body.command not in volatile)
+            replay.add(body.nonce, body.ts, now)
         except CommandRejected as exc:
             exc.request = body.request
             raise

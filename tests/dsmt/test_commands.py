@@ -221,31 +221,6 @@ def test_a_replay_cache_on_a_database_remembers_nonces_across_a_restart_until_th
     assert len(ReplayCache(max_age=30, path=db)) == 0  # expired ones are gone from the file
 
 
-def test_the_nonce_of_a_volatile_command_is_refused_again_but_not_kept_across_a_restart(
-        tmp_path):
-    import time
-
-    key, now = KEY, time.time()  # the cache drops what expired by the wall clock
-    db = tmp_path / "state.db"
-    first = ReplayCache(max_age=30, path=db)
-    reads = commands.seal(key, commands.new_body("demo", "s1", "logs", {}, now=now))
-    acts = commands.seal(key, commands.new_body("demo", "s1", "restart", {}, now=now))
-    for signed in (reads, acts):
-        commands.verify(key, signed, slice="demo", now=now, replay=first, volatile={"logs"})
-        with pytest.raises(CommandRejected) as caught:  # in this process: a replay, refused
-            commands.verify(key, signed, slice="demo", now=now, replay=first,
-                            volatile={"logs"})
-        assert caught.value.reason == commands.REPLAYED
-    first.close()
-
-    second = ReplayCache(max_age=30, path=db)  # a restarted node: only the restart's nonce
-    assert commands.verify(key, reads, slice="demo", now=now, replay=second,
-                           volatile={"logs"}).command == "logs"
-    with pytest.raises(CommandRejected) as caught:
-        commands.verify(key, acts, slice="demo", now=now, replay=second, volatile={"logs"})
-    assert caught.value.reason == commands.REPLAYED
-
-
 def test_an_unusable_replay_database_is_reported_and_the_cache_keeps_working_in_memory(
         tmp_path):
     bad = tmp_path / "state.db"
