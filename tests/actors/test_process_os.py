@@ -184,17 +184,17 @@ print(child.pid, flush=True)
 signal.pause()
 """
 
+# SIGUSR1 blocked and taken with sigwait: a handler + pause() loop loses a signal that
+# lands between the handler's return and the next pause() (it then waits for another).
 TICKS = """
 import signal
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+print("ready")
 ticks = 0
-def tick(*_):
-    global ticks
+while True:
+    signal.sigwait({signal.SIGUSR1})
     ticks += 1
     print("tick", ticks)
-signal.signal(signal.SIGUSR1, tick)
-print("ready")
-while True:
-    signal.pause()
 """
 
 

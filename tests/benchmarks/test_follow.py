@@ -27,7 +27,8 @@ def test_a_quick_follow_run_times_each_follower_and_measures_what_one_costs():
         latency["dsmt_logs_follow"]["p50"] / latency["tail_F"]["p50"], 1)
     cost = result["cost"]
     assert cost["follower_cpu_ms_per_s"]["median"] > 0  # a follower that ran, measured
-    assert 0 < cost["reads_per_s"]["median"] <= 1.5  # one read a second, counted by s1
+    # one read a second, counted by s1; a follower reads twice at once when it starts
+    assert 0 < cost["reads_per_s"]["median"] <= 3
     (per_read,) = cost["node_cpu_us_per_read"]["runs"]
     assert per_read == pytest.approx(1000 * cost["node_cpu_ms_per_s"]["added"]["runs"][0]
                                      / cost["reads_per_s"]["runs"][0], abs=60)
