@@ -36,6 +36,7 @@ from typing import Any
 import click
 
 from dsmt.cli import _command, _slice
+from dsmt.errors import DsmtError
 
 
 @click.command()
@@ -70,9 +71,13 @@ def command(target, stderr, lines, follow, interval, timeout, key_file, router, 
 
 def _follow(view: Any, key: bytes, sliver: str, args: dict[str, Any], interval: float,
             timeout: float) -> None:
-    result = _command.send(view, key, sliver, "logs", {**args, "follow": True}, timeout)
-    _print(result.get("result") or {}, sliver)
-    cursor = result["result"]["cursor"]
+    first = _command.send(view, key, sliver, "logs", {**args, "follow": True}, timeout)
+    result = first.get("result") or {}
+    if "cursor" not in result:
+        raise DsmtError(f"{sliver} cannot be followed: its node answers logs without a "
+                        f"cursor (an older DSMT)")
+    _print(result, sliver)
+    cursor = result["cursor"]
     reading = {"path": args["path"], "stream": args["stream"]}
     trouble = None
     while True:
