@@ -257,10 +257,11 @@ class Commander(Actor):
             return DONE, _plain(snap), None
         if name == "logs":
             return DONE, self._logs(args), None
-        coordinator = self.ctx.registry.get(f"/{self.ctx.sliver}/coordinator")
+        coordinator_path = f"/{self.ctx.sliver}/coordinator"
+        coordinator = self.ctx.registry.get(coordinator_path)
         if name == "deselect" and coordinator is not None:  # drained, then replied by it
             coordinator.tell(Drain(_drain_timeout(args), body.request))
-            return FORWARDED, {"to": f"/{self.ctx.sliver}/coordinator"}, None
+            return FORWARDED, {"to": coordinator_path}, None
         if name == "select" and coordinator is not None:
             coordinator.tell(Undrain(body.request))  # a drain under way ends first
         if name in ("deselect", "select"):  # stopping or starting the app may take a while
@@ -268,9 +269,8 @@ class Commander(Actor):
             state = getattr(container, name)().get(timeout=self.wait + APP_WAIT)
             return DONE, {"state": state}, None
         if name in PLAN_COMMANDS:
-            path = f"/{self.ctx.sliver}/coordinator"
-            self._ref(path).tell(PlanCommand(name, dict(args), body.request))
-            return FORWARDED, {"to": path}, None
+            self._ref(coordinator_path).tell(PlanCommand(name, dict(args), body.request))
+            return FORWARDED, {"to": coordinator_path}, None
         raise CommandFailed(f"unknown command {name!r}")
 
     def _logs(self, args: Any) -> dict[str, Any]:

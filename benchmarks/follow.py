@@ -38,8 +38,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from benchmarks._stats import spread
 from benchmarks.idle import START_TIMEOUT, _await_line, _measure, _pids
@@ -137,15 +138,15 @@ def _cost(root: Path, env: dict, args: argparse.Namespace) -> dict:
     if len(node) != 1 or len(router) != 1:
         raise RuntimeError(f"found nodes {node} and routers {router} for s1")
     without, with_, follower_cpu, reads = [], [], [], []
-    with _Commands(env) as commander:
+    with _accepted_counter(env) as accepted:
         for n in range(args.rounds):
             _progress(f"cost round {n + 1}/{args.rounds}")
             without.append(_measure(node + router, args.seconds))
             follower = _dsmt_follow(env, args.interval)
             try:
-                before = commander.accepted()
+                before = accepted()
                 figures = _measure(node + router + [follower.process.pid], args.seconds)
-                reads.append(commander.accepted(before))
+                reads.append(accepted(before))
             finally:
                 follower.stop()
             with_.append(figures[:2])
@@ -162,34 +163,24 @@ def _cost(root: Path, env: dict, args: argparse.Namespace) -> dict:
     return out
 
 
-class _Commands:
-    """Counts the commands s1's commander accepted, through a view of this process."""
+@contextmanager
+def _accepted_counter(env: dict) -> Iterator[Callable[..., Any]]:
+    """``accepted()``: (commands s1's commander accepted, when); ``accepted(since)``: the
+    commands per second since then, the two inspects that count them left out."""
+    from dsmt.cli import _command
 
-    def __init__(self, env: dict) -> None:
-        self._env = env
+    os.environ["DSMT_HOME"] = env["DSMT_HOME"]  # where `dsmt up` left the slice
+    key = _command.load_key(None)
+    with _command.view(None, None, None, None) as view:
+        def accepted(since: tuple[int, float] | None = None) -> Any:
+            reply = _command.send(view, key, "s1", "inspect", {"path": "/s1/commander"},
+                                  LINE_TIMEOUT)
+            now = (reply["result"]["counters"]["accepted"], time.monotonic())
+            if since is None:
+                return now
+            return (now[0] - since[0] - 1) / (now[1] - since[1])
 
-    def __enter__(self) -> _Commands:
-        from dsmt.cli import _command
-
-        os.environ["DSMT_HOME"] = self._env["DSMT_HOME"]  # where `dsmt up` left the slice
-        self._key = _command.load_key(None)
-        self._viewing = _command.view(None, None, None, None)
-        self._view = self._viewing.__enter__()
-        self._send = _command.send
-        return self
-
-    def accepted(self, since: tuple[int, float] | None = None) -> Any:
-        """(count, time) now; with ``since``, the commands per second in between, the
-        two inspects that count them left out."""
-        reply = self._send(self._view, self._key, "s1", "inspect", {"path": "/s1/commander"},
-                           LINE_TIMEOUT)
-        now = (reply["result"]["counters"]["accepted"], time.monotonic())
-        if since is None:
-            return now
-        return (now[0] - since[0] - 1) / (now[1] - since[1])
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._viewing.__exit__(*exc_info)
+        yield accepted
 
 
 def _latency(root: Path, env: dict, args: argparse.Namespace) -> dict:

@@ -185,18 +185,20 @@ class ProcessActor(Actor):
         without log files."""
         logs = self._logs()
         found = tail(logs, stream, lines, TAIL_BYTES, whole=follow)
-        return {"path": self.path, "stream": stream, "file": str(logs.path(stream)),
-                "lines": found.lines, "truncated": found.truncated,
-                "cursor": found.cursor.to_wire()}
+        return {**self._log_of(logs, stream), "lines": found.lines,
+                "truncated": found.truncated, "cursor": found.cursor.to_wire()}
 
     def log_since(self, stream: str, cursor: Cursor) -> dict[str, Any]:
         """The whole lines of ``stream`` after ``cursor``, at most :data:`TAIL_BYTES` of
         them (see :mod:`actors.process.logread`)."""
         logs = self._logs()
         chunk = since(logs, stream, cursor, TAIL_BYTES)
-        return {"path": self.path, "stream": stream, "file": str(logs.path(stream)),
-                "lines": chunk.lines, "cursor": chunk.cursor.to_wire(), "more": chunk.more,
-                "skipped": chunk.skipped, "lost": chunk.lost}
+        return {**self._log_of(logs, stream), "lines": chunk.lines,
+                "cursor": chunk.cursor.to_wire(), "more": chunk.more, "skipped": chunk.skipped,
+                "lost": chunk.lost}
+
+    def _log_of(self, logs: LogSpec, stream: str) -> dict[str, Any]:
+        return {"path": self.path, "stream": stream, "file": str(logs.path(stream))}
 
     def _logs(self) -> LogSpec:
         logs = self.process.logs

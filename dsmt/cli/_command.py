@@ -44,6 +44,13 @@ def load_key(key_file: str | None) -> bytes:
     return commands.load_key(key_file)  # KeyFileError names the file and what is wrong
 
 
+def parse_sliver(text: str) -> str:
+    """A sliver name as given on the command line (DsmtError if it is not one)."""
+    if not text or "/" in text or ":" in text:
+        raise DsmtError(f"{text!r}: expected a sliver name, e.g. s1")
+    return text
+
+
 def parse_target(text: str) -> tuple[str, str]:
     """``SLIVER:PATH`` as (sliver, absolute actor path).
 
@@ -162,9 +169,8 @@ def signed_command(name: str, help: str, *, to_sliver: bool = False,
     @_slice.options
     def command(target, timeout, key_file, router, service, password_file, slice_) -> None:
         if to_sliver:
-            if not target or "/" in target or ":" in target:
-                raise DsmtError(f"{target!r}: expected a sliver name, e.g. s1")
-            sliver, args, what = target, {}, target
+            sliver = parse_sliver(target)
+            args, what = {}, sliver
         else:
             sliver, path = parse_target(target)
             args, what = {"path": path}, f"{path} on {sliver}"

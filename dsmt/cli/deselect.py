@@ -29,7 +29,6 @@ from __future__ import annotations
 import click
 
 from dsmt.cli import _command, _slice
-from dsmt.errors import DsmtError
 
 
 @click.command()
@@ -42,8 +41,7 @@ from dsmt.errors import DsmtError
 @_slice.options
 def command(sliver, drain, timeout, key_file, router, service, password_file, slice_) -> None:
     """Take SLIVER out of the slice: move its share, then stop its app, release its workspace."""
-    if not sliver or "/" in sliver or ":" in sliver:
-        raise DsmtError(f"{sliver!r}: expected a sliver name, e.g. s1")
+    sliver = _command.parse_sliver(sliver)
     key = _command.load_key(key_file)
     with _command.view(router, service, password_file, slice_) as view:
         reply = _command.plan_command(view, key, sliver, "deselect", {"drain": drain},
