@@ -65,8 +65,12 @@ a child that has no actor left to speak for it. A new ``Installed`` (a new
 plan, a rollback) starts the service again.
 
 Status: the app's own status detail carries ``services`` (version, state,
-reason, ports, rollback) and is re-published whenever one changes (a
-re-publication of the current state, not a transition). :meth:`inspect`
+reason, ports, ``ready``, rollback) and is re-published whenever one changes
+(a re-publication of the current state, not a transition). ``ready`` counts
+the instances whose process runs and passes its health check (or runs, for a
+service without one): the app observes every instance's process actor, which
+says so at each move and each change of readiness (see
+:mod:`actors._app_instances`). :meth:`inspect`
 adds the same plus the live instances; :meth:`instances` lists a service's
 instances (instance, pid, port, state, restarts), asking its supervisor and
 process actors (bounded waits; none of them ever waits on the app).
@@ -74,7 +78,6 @@ process actors (bounded waits; none of them ever waits on the app).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,19 +85,19 @@ from typing import Any
 
 import pykka
 
-from dsmt.actor import Origin, status_payload, tell
+from dsmt.actor import Origin, StateChanged, status_payload, tell
 from dsmt.errors import SupervisorError
 from dsmt.event import STATUS
 from dsmt.supervisor import Supervisor
 
-from actors._app_instances import instance_rows
+from actors._app_instances import instance_rows, observe_instances, readiness
 from actors._app_watch import Probe, UpgradeWatch, WindowEnd
 from actors.deploy import journal as j
 from actors.deploy.manifest import Manifest
 from actors.messages import Assign, GaveUp, Installed, Rollback, Undeploy, Undeployed
-from actors.plan import Placement, Service
-from actors.service import (instance_count, journaled, ports_for, resolved_health, service_spec,
-                            stop_settings)
+from actors.plan import Service
+from actors.service import (how_it_runs, instance_count, journaled, ports_for, resolved_health,
+                            service_spec, stop_settings)
 from actors.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -119,10 +122,11 @@ class _Service:
     rollback: str | None = None
     watch: UpgradeWatch | None = None
     adopted: list[int] = field(default_factory=list)
+    ready: frozenset[int] = frozenset()  # instances whose process actor says it is ready
 
     def summary(self) -> dict[str, Any]:
         return {"version": self.version, "state": self.state, "reason": self.reason,
-                "ports": list(self.ports), "rollback": self.rollback,
+                "ports": list(self.ports), "ready": len(self.ready), "rollback": self.rollback,
                 "version_dir": str(self.version_dir), "adopted": list(self.adopted)}
 
 
@@ -167,6 +171,8 @@ class AppSupervisor(Supervisor):
             return self._probe(message)
         if isinstance(message, WindowEnd):
             return self._window_end(message)
+        if isinstance(message, StateChanged):
+            return self._instance_changed(message)
         return super().on_receive(message)
 
     def on_stop(self) -> None:
@@ -184,7 +190,7 @@ class AppSupervisor(Supervisor):
     # --- API (through a proxy) --------------------------------------------------------------
 
     def services(self) -> dict[str, dict[str, Any]]:
-        """Per service: version, state, reason, ports, rollback, version_dir."""
+        """Per service: version, state, reason, ports, ready, rollback, version_dir."""
         return {name: s.summary() for name, s in self._services.items()}
 
     def instances(self, service: str) -> list[dict[str, Any]]:
@@ -211,7 +217,7 @@ class AppSupervisor(Supervisor):
         count = self._assigned.get(name, instance_count(plan))
         if (old is not None and old.version == message.version
                 and (old.plan == plan or (name in self._assigned
-                                          and _how_it_runs(old.plan) == _how_it_runs(plan)))
+                                          and how_it_runs(old.plan) == how_it_runs(plan)))
                 and old.state in (STARTING, RUNNING, UPGRADING) and message.rollback is None
                 and len(old.ports) == count):
             old.plan = plan  # a new plan version that changes nothing here: keep the processes
@@ -242,6 +248,7 @@ class AppSupervisor(Supervisor):
                             incarnation=record.incarnation, logs=self.logs, rollback=rollback,
                             journal=self._journal, adoptions=adoptions,
                             container=self.container_path)
+        observe_instances(self.ctx.registry, self.path, self.actor_ref, name, len(ports))
         try:
             self.start_child(spec)
         except SupervisorError as exc:
@@ -302,6 +309,17 @@ class AppSupervisor(Supervisor):
         elif not result.healthy and message.instance in watch.passed:
             # Failures before the first pass only mean "not up yet": the window decides those.
             self._roll_back(record, watch.previous, f"unhealthy: {watch.last}")
+
+    def _instance_changed(self, message: StateChanged) -> None:
+        said = readiness(self.path, message)
+        record = None if said is None else self._services.get(said[0])
+        if record is None or said[1] >= len(record.ports):
+            return  # not an instance of ours, or of a share since lowered
+        _, index, ready = said
+        now = record.ready | {index} if ready else record.ready - {index}
+        if now != record.ready:
+            record.ready = now
+            self._report()
 
     def _window_end(self, message: WindowEnd) -> None:
         record = self._services.get(message.service)
@@ -377,18 +395,5 @@ class AppSupervisor(Supervisor):
 
     def _report(self) -> None:
         """Re-publish the app's status with the services' summary (not a transition)."""
-        self.detail = {**self.detail, "services": self.services()}
-        self.publish_status()
-        for observer in self.ctx.registry.observers(self.path):
-            self.report_state(observer)
-
-
-def _how_it_runs(plan: Service) -> Service:
-    """A plan entry without what only placement uses (replicas, placement, scaling).
-
-    Under a coordinator (a share was assigned) the share, not ``replicas``,
-    decides the count here, so two plan versions that differ only there run
-    the same local instances.
-    """
-    return dataclasses.replace(plan, replicas=0, placement=Placement(), scaling=None)
+        self.update_detail(services=self.services())
 

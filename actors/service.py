@@ -68,7 +68,7 @@ from actors.deploy import journal as j
 from actors.deploy.launch import environment
 from actors.deploy.manifest import HealthCheck, Manifest
 from actors.messages import GaveUp
-from actors.plan import ALL, AUTO, Service
+from actors.plan import ALL, AUTO, Placement, Service
 from actors.process.actor import Journal, process_spec
 from actors.process.adopt import adopt, verify
 from actors.process.handle import ProcessRecord
@@ -113,6 +113,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def how_it_runs(plan: Service) -> Service:
+    """A plan entry without what only placement uses (replicas, placement, scaling).
+
+    Under a coordinator (a share was assigned) the share, not ``replicas``,
+    decides the count here, so two plan versions that differ only there run
+    the same local instances.
+    """
+    return dataclasses.replace(plan, replicas=0, placement=Placement(), scaling=None)
 
 
 def instance_count(plan: Service) -> int:

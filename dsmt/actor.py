@@ -7,12 +7,15 @@ Every actor of a sliver is an :class:`Actor`: a ``pykka.ThreadingActor`` with
   ``.`` (``app.web.0``; ``sliver`` for the root);
 - one :meth:`Actor.change_state` that checks the class's state machine
   (:data:`dsmt.states.COMPONENT` by default), records the state and publishes
-  a retained status event;
+  a retained status event; :meth:`Actor.update_detail` re-publishes the same
+  state with new detail (a fact that changes without a move, e.g. a running
+  process's readiness);
 - :meth:`Actor.inspect`, a plain-dict snapshot;
 - **observers** of its path (kept in the node registry, see
-  :meth:`dsmt.registry.Registry.observe`): after every state change each is
-  told a :class:`StateChanged`; :meth:`Actor.report_state` tells one of them
-  the current state on request (how an install monitor follows a component);
+  :meth:`dsmt.registry.Registry.observe`): after every state change (and
+  every :meth:`Actor.update_detail`) each is told a :class:`StateChanged`;
+  :meth:`Actor.report_state` tells one of them the current state on request
+  (how an install monitor follows a component);
 - an **exit report**: when the actor's thread ends, its parent receives a
   :class:`ChildExit` whose reason is :data:`NORMAL` (the actor stopped
   itself), :data:`SHUTDOWN` (someone else stopped it), :data:`KILLED`
@@ -207,6 +210,18 @@ class Actor(pykka.ThreadingActor):
         self.state, self.reason, self.detail = new, reason, detail
         self.since = self.ctx.clock.wall()
         self.count("transitions")
+        self._announce()
+
+    def update_detail(self, **detail: Any) -> None:
+        """Merge ``detail`` into the current state's and say so, as :meth:`change_state` does.
+
+        Not a transition: the state, its reason and ``since`` stay; the status
+        is re-published and the observers told. Actor thread only.
+        """
+        self.detail = {**self.detail, **detail}
+        self._announce()
+
+    def _announce(self) -> None:
         self.publish_status()
         for observer in self.ctx.registry.observers(self.path):
             self.report_state(observer)

@@ -147,7 +147,11 @@ class SliceView:
         return None if event is None else dict(event.payload)
 
     def rows(self, heartbeats: bool = False) -> list[dict[str, Any]]:
-        """One row per (sliver, component): state, since (wall time), reason.
+        """One row per (sliver, component): state, since (wall time), reason, ready.
+
+        ``ready`` is what a service instance's status says (running and passing
+        its health check, see :mod:`actors.process.machine`), None for other
+        components.
 
         With ``heartbeats``, also one ``heartbeat`` row per sliver the view
         judged (see :meth:`slivers`), as ``dsmt status`` shows them.
@@ -156,12 +160,12 @@ class SliceView:
             items = sorted(self._status.items())
         rows = [{"sliver": sliver, "component": component,
                  "state": _canonical(event.payload.get("state")), "since": event.ts,
-                 "reason": event.payload.get("reason")}
+                 "reason": event.payload.get("reason"), "ready": event.payload.get("ready")}
                 for (sliver, component), event in items]
         if not heartbeats:
             return rows
         rows += [{"sliver": name, "component": HEARTBEAT_COMPONENT, "state": s["state"],
-                  "since": s["last_beat"], "reason": s["reason"]}
+                  "since": s["last_beat"], "reason": s["reason"], "ready": None}
                  for name, s in ((s["sliver"], s) for s in self.slivers())]
         return sorted(rows, key=lambda r: (r["sliver"], r["component"]))
 

@@ -111,6 +111,7 @@ class Coordinator(Draining, LocalComponents, Actor):
         self.sampler = MetricSampler(heartbeat, name=f"metrics-{origin.path}")
         self._ports: dict[str, list[int]] = {}
         self.running_here: dict[str, int] = {}
+        self.ready_here: dict[str, int] = {}
         self.overshoot: dict[str, int] = {}
         self.max_overshoot = 0
         self.quarantine = Quarantine(self.ctx.clock, quarantine_after, quarantine_for)
@@ -308,8 +309,8 @@ class Coordinator(Draining, LocalComponents, Actor):
         """The content of our next beats, handed to the beater; returned too."""
         content = beats.build(
             sliver=self.ctx.sliver, epoch=self.epoch, plan_version=self.plan.version,
-            labels=self.labels, services=self.running_here, assigned=self.share,
-            metrics=self.sampler.snapshot(),
+            labels=self.labels, services=self.running_here, ready=self.ready_here,
+            assigned=self.share, metrics=self.sampler.snapshot(),
             scaling=self.scaler.beat_entries(self.plan.version),
             quarantined=self.quarantine.reason(),
             restarts=self.counters.get("assign_changes", 0))

@@ -5,6 +5,8 @@ Every ``heartbeat`` seconds the coordinator publishes, on
 
     {sliver, epoch, plan_version, labels,
      services:    {service: instances running here},
+     ready:       {service: of those, instances whose process runs and
+                   passes its health check (or runs: no check)},
      assigned:    {service: this sliver's share},
      load:        {"load": 1-minute load average per CPU},
      metrics:     {service: {metric: [value per instance]}},
@@ -48,12 +50,13 @@ log = logging.getLogger(__name__)
 
 
 def build(*, sliver: str, epoch: str, plan_version: int, labels: Iterable[str],
-          services: Mapping[str, int], assigned: Mapping[str, int],
+          services: Mapping[str, int], ready: Mapping[str, int], assigned: Mapping[str, int],
           metrics: Mapping[str, Any], scaling: Mapping[str, Any], quarantined: str | None,
           restarts: int, leaving: bool = False) -> dict[str, Any]:
     """The heartbeat record (see the module docstring)."""
     beat = {"sliver": sliver, "epoch": epoch, "plan_version": plan_version,
-            "labels": list(labels), "services": dict(services), "assigned": dict(assigned),
+            "labels": list(labels), "services": dict(services), "ready": dict(ready),
+            "assigned": dict(assigned),
             "load": {"load": load()}, "metrics": dict(metrics), "scaling": dict(scaling),
             "quarantined": quarantined, "restarts": restarts}
     if leaving:

@@ -9,9 +9,13 @@ A ``deselect`` (``dsmt deselect SLIVER``) reaches the coordinator as an
    the peers, which install and start it;
 2. meanwhile its own instances keep running: a share that placement lowers
    is not told to the app while draining (:meth:`Draining._held`);
-3. at every beat it checks whether the peers run what placement now gives
+3. at every beat it checks whether the peers serve what placement now gives
    them: each peer assigned instances of a service reports at least that
-   many in its heartbeat. Once they do -- or once the drain's timeout has
+   many *ready* in its heartbeat -- processes running and passing the
+   service's health check, as ``kubectl drain`` counts ready pods and Nomad
+   healthy allocations (a service without a health check: running). A
+   replacement that starts but never passes keeps the drain waiting, and the
+   old instances serving. Once they do -- or once the drain's timeout has
    passed, or at once for a timeout of 0 -- it has the container manager
    deselect (stop the app, release the workspace: see
    :mod:`actors.container.manager`), without waiting on it;
@@ -24,10 +28,10 @@ A ``deselect`` (``dsmt deselect SLIVER``) reaches the coordinator as an
 
 An :class:`actors.messages.Undrain` (a ``select``) ends a drain that has not
 yet asked the container manager: back in placement, nothing stopped, and the
-pending deselect is replied ``failed`` (cancelled). What counts as running
-is what the peers' heartbeats count: instances started, not yet known
-healthy. A coordinator that restarts forgets a drain: its sliver comes back
-into placement and the deselect gets no reply.
+pending deselect is replied ``failed`` (cancelled). A peer of an older DSMT,
+whose beats say nothing of readiness, counts what it runs. A coordinator that
+restarts forgets a drain: its sliver comes back into placement and the
+deselect gets no reply.
 """
 
 from __future__ import annotations
@@ -95,12 +99,12 @@ class Draining:
         return drain is not None and not drain.stopping and count < self.share.get(service, 0)
 
     def _drain_step(self) -> None:
-        """Deselect once the peers run the share, or once the timeout has passed."""
+        """Deselect once the peers serve the share, or once the timeout has passed."""
         drain = self._draining
         if drain is None or drain.stopping:
             return
-        running = self.world.running()
-        moved = all(running.get(sliver, {}).get(name, 0) >= count
+        ready = self.world.ready()
+        moved = all(ready.get(sliver, {}).get(name, 0) >= count
                     for name, placed in self.assignment.items()
                     for sliver, count in placed.counts.items() if sliver != self.ctx.sliver)
         if not moved and self.ctx.clock.monotonic() < drain.deadline:
@@ -112,7 +116,7 @@ class Draining:
             self.quarantine.release()
             self._quarantine_changed()
             return
-        log.warning("%s: %s: deselecting", self.path, "the peers run its share" if moved
+        log.warning("%s: %s: deselecting", self.path, "the peers serve its share" if moved
                     else "drain timed out")
         ref.proxy().deselect()  # not waited for: its state change ends the drain
 

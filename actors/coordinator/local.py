@@ -5,8 +5,9 @@
 the node registry and gets a :class:`dsmt.actor.StateChanged` for each of
 their moves.
 
-- the app: which services run here and on which ports (the heartbeat's
-  ``services``, the metric sampler's targets);
+- the app: which services run here, how many of their instances are ready,
+  on which ports (the heartbeat's ``services`` and ``ready``, the metric
+  sampler's targets);
 - the agent: a failed job counts towards a quarantine, a running one resets
   the count (:class:`~actors.coordinator.quarantine.Quarantine`);
 - the container manager: while it is ``deselected`` (its ``deselect()``
@@ -41,6 +42,7 @@ class LocalComponents:
     agent_path: str
     container_path: str | None
     running_here: dict[str, int]
+    ready_here: dict[str, int]
     _ports: dict[str, list[int]]
     share: dict[str, int]
     _requested: dict[str, Any]
@@ -48,11 +50,11 @@ class LocalComponents:
 
     def _observed(self, message: StateChanged) -> None:
         if message.path == self.app_path:
-            services = message.detail.get("services") or {}
-            self.running_here = {name: len(s.get("ports") or ()) for name, s in services.items()
-                                 if s.get("state") in _RUNS}
-            self._ports = {name: list(s.get("ports") or ()) for name, s in services.items()
-                           if s.get("state") in _RUNS}
+            runs = {name: s for name, s in (message.detail.get("services") or {}).items()
+                    if s.get("state") in _RUNS}
+            self.running_here = {name: len(s.get("ports") or ()) for name, s in runs.items()}
+            self.ready_here = {name: int(s.get("ready") or 0) for name, s in runs.items()}
+            self._ports = {name: list(s.get("ports") or ()) for name, s in runs.items()}
             self._sample_targets()
             self._refresh_beat()
         elif message.path == self.container_path:
@@ -73,7 +75,7 @@ class LocalComponents:
             if self.quarantine.reason() == DESELECTED:
                 return
             self.quarantine.hold(DESELECTED)
-            self.running_here, self._ports = {}, {}  # the app was stopped first
+            self.running_here, self.ready_here, self._ports = {}, {}, {}  # the app stopped
             self._requested.clear()  # the workspace is released
             self.share = {name: 0 for name in self.plan.services}  # nothing to tell the app
         elif self._draining is None and self.quarantine.release():

@@ -4,7 +4,10 @@ A :class:`ProcessActor` runs a :class:`~.machine.ProcessMachine` in its own
 pykka thread and mirrors every move of the machine into
 :meth:`dsmt.actor.Actor.change_state` (machine :data:`dsmt.states.PROCESS`),
 so each one is validated and published as a retained status event with the
-pid, attempt, restarts and last exit.
+pid, attempt, restarts, last exit and ``ready`` (running and passing its
+health check, see :mod:`.machine`); a change of readiness without a move is
+re-published the same way (:meth:`dsmt.actor.Actor.update_detail`), so an
+observer of the path -- the application supervisor -- hears of each one.
 
 Life cycle:
 
@@ -127,7 +130,8 @@ class ProcessActor(Actor):
         super().__init__(origin, argv=list(command.argv), container=container, **config)
         self.process = ProcessMachine(
             command, policy, os=os or RealOs(clock=self.ctx.clock), clock=self.ctx.clock,
-            logs=logs, post=self._post, on_change=self._on_change)
+            logs=logs, post=self._post, on_change=self._on_change,
+            on_ready=lambda ready: self.update_detail(ready=ready))
         self._record = record
         self._replace = replace
         self._journal = journal

@@ -19,6 +19,7 @@ backoff     timer (backoff delay)        spawn → starting
 running     exited, restart wanted       → exited → spawn → starting (no delay)
 running     exited, no restart           → exited
 running     turns unhealthy              → stopping, then exited → starting
+running     health turns (no restart)    stays running; ``on_ready`` says if it is ready
 starting,
 running     stop                         → stopping: stopsignal to the group,
                                          SIGKILL after stopwaitsecs
@@ -41,7 +42,17 @@ threads, so each is passed to ``post(fn)``, which must run ``fn()`` in the
 machine's thread (the actor ``tell()``\\s itself); the default runs it at
 once, which is what unit tests with :class:`~.testing.FakeOs` and
 :class:`dsmt.testing.FakeClock` want. ``on_change(state, reason, detail)``
-runs in the machine's thread after each move.
+runs in the machine's thread after each move; ``detail`` always has
+``ready``.
+
+Ready: a process is :attr:`ProcessMachine.ready` -- may count as serving --
+when it is running and, if its policy has a health check, the check has
+passed since the spawn and the monitor's verdict is still healthy (fewer
+than ``threshold`` failures in a row since). A process running only because
+``startsecs`` elapsed, or running but unhealthy (``restart_unhealthy``
+off), is not. A change of readiness without a move (the first pass after
+``startsecs``, turning unhealthy or healthy again while running) calls
+``on_ready(ready)``; a move says it in its ``detail``.
 """
 
 from __future__ import annotations
@@ -63,6 +74,7 @@ from actors.process.spawn import Command
 
 Post = Callable[[Callable[[], None]], None]
 OnChange = Callable[[str, "str | None", dict], None]
+OnReady = Callable[[bool], None]
 
 _STOP, _RESTART_VIA_EXITED, _RESTART_VIA_STOPPED = "stop", "restart-exited", "restart-stopped"
 
@@ -84,6 +96,7 @@ class ProcessMachine:
         logs: LogSpec | None = None,
         post: Post = _direct,
         on_change: OnChange | None = None,
+        on_ready: OnReady | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.command = command
@@ -97,10 +110,12 @@ class ProcessMachine:
         self.last_exit: ExitStatus | None = None
         self.next_attempt: float | None = None  # clock.monotonic() of the pending retry
         self.healthy: bool | None = None
+        self._passed = False  # a health check passed since the spawn
         self._os = os
         self._clock = clock
         self._post = post
         self._on_change = on_change
+        self._on_ready = on_ready
         self._rng = rng or random.Random()
         self._timer: Timer | None = None
         self._token = 0
@@ -161,7 +176,7 @@ class ProcessMachine:
         if handle is None:
             return False
         self.handle = handle
-        self.healthy = None
+        self.healthy, self._passed = None, False
         self._move(STARTING, "adopted")
         self._move(RUNNING, "adopted")
         self._watch(handle)
@@ -230,12 +245,22 @@ class ProcessMachine:
     def on_health(self, handle: ProcessHandle, result: HealthResult) -> None:
         if handle is not self.handle:
             return
+        was = self.ready
         self.healthy = result.healthy
+        self._passed = self._passed or result.ok
         if self.state == STARTING and result.ok:
             self._running(f"health check passed: {result.detail}")
         elif (self.state == RUNNING and result.changed and not result.healthy
               and self.policy.restart_unhealthy):
             self._begin_stop(_RESTART_VIA_EXITED, f"unhealthy: {result.detail}")
+        elif self.ready != was and self._on_ready is not None:
+            self._on_ready(self.ready)
+
+    @property
+    def ready(self) -> bool:
+        """Running and, with a health check, passing it (see the module docstring)."""
+        return self.state == RUNNING and (self.policy.health is None
+                                          or (self._passed and self.healthy is True))
 
     # --- inspection -------------------------------------------------------------------
 
@@ -254,6 +279,7 @@ class ProcessMachine:
             "next_attempt_in": None if self.next_attempt is None
             else max(0.0, self.next_attempt - self._clock.monotonic()),
             "healthy": self.healthy,
+            "ready": self.ready,
         }
 
     # --- internals ---------------------------------------------------------------------
@@ -268,7 +294,7 @@ class ProcessMachine:
             return
         self.handle = handle
         self.spawns += 1
-        self.healthy = None
+        self.healthy, self._passed = None, False
         self._move(STARTING, reason)
         if self.policy.startsecs == 0:
             self._running("startsecs is 0")
@@ -332,7 +358,8 @@ class ProcessMachine:
         self.state = PROCESS.check(self.state, new)
         if self._on_change is not None:
             detail = {"pid": self.handle.pid if self.handle else None,
-                      "attempt": self.attempt, "restarts": self.restarts, **extra}
+                      "attempt": self.attempt, "restarts": self.restarts, "ready": self.ready,
+                      **extra}
             if self.handle is not None and self.handle.adopted:
                 detail["adopted"] = True
             if new in (EXITED, FATAL, STOPPED) and self.last_exit is not None:

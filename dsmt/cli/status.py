@@ -11,11 +11,14 @@ bridge to re-send its current state, collects the status events for
 instances (``app.<service>.<n>``) included::
 
     [{"sliver": "s1", "component": "app.demo-app.0", "state": "running",
-      "since": 1764072000.1, "reason": "up for 1.0s"}, ...,
+      "since": 1764072000.1, "reason": "up for 1.0s", "ready": false}, ...,
      {"sliver": "s3", "component": "heartbeat", "state": "dead",
-      "since": 1764071990.4, "reason": "no heartbeat for 14.2s"}]
+      "since": 1764071990.4, "reason": "no heartbeat for 14.2s", "ready": null}]
 
-``since`` is UNIX seconds; ``reason`` is null when there is none. Every
+``since`` is UNIX seconds; ``reason`` is null when there is none. ``ready``
+is known for application instances only: true once the process runs and
+passes its service's health check (or runs, for a service without one); the
+table shows a running instance that is not as ``running (not ready)``. Every
 sliver the view heard of has a ``heartbeat`` row: its liveness from the
 heartbeats seen through the router (``alive``; ``suspected`` after 3
 missed beats; ``dead`` 10 s later, when it left, or when a live
@@ -65,5 +68,11 @@ def command(as_json: bool, wait: float, router, service, password_file, slice_) 
         down = state in ("suspected", "dead")
         sliver = f"[red]{row['sliver']} ({state})[/]" if down else row["sliver"]
         since = "never" if row["since"] is None else f"{now - row['since']:.0f}s ago"
-        table.add_row(sliver, row["component"], str(row["state"]), since, row["reason"] or "")
+        table.add_row(sliver, row["component"], shown_state(row), since, row["reason"] or "")
     Console().print(table)
+
+
+def shown_state(row: dict) -> str:
+    """A row's state as the tables show it: ``running (not ready)`` for such an instance."""
+    not_ready = row["state"] == "running" and row.get("ready") is False
+    return f"{row['state']}{' (not ready)' if not_ready else ''}"

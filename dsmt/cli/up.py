@@ -8,11 +8,13 @@ Builds the demo application package (unless a PLAN file is given), starts a
 PsEPR router on a free loopback port and N ``dsmt node`` processes
 (:mod:`actors.localslice`), and shows the slice's instances as they come up
 (a live table from the slivers' status events, seen through the router)
-until every planned instance runs. Then it prints where to look — the
-instances' URLs, the folder with every log — and keeps the slice running
-until Ctrl-C (SIGINT) or SIGTERM, which stop every process it started; none
-is left behind. With ``--exit-when-running`` it stops the slice and exits 0
-as soon as everything runs (a smoke test), or exits 1 on ``--timeout``.
+until every planned instance runs and is ready (has passed its service's
+health check; ``dsmt status`` says ``running (not ready)`` until then).
+Then it prints where to look — the instances' URLs, the folder with every
+log — and keeps the slice running until Ctrl-C (SIGINT) or SIGTERM, which
+stop every process it started; none is left behind. With
+``--exit-when-running`` it stops the slice and exits 0 as soon as
+everything runs (a smoke test), or exits 1 on ``--timeout``.
 
 The slice's folder (a fresh temporary one unless ``--dir``) holds
 ``up.json``: the router address and credentials other commands use, and
@@ -121,10 +123,11 @@ def _instances(plan, slivers: int) -> int:
 
 
 def _running(view) -> int:
-    """Application instances (components ``app.<service>.<n>``) in state running."""
+    """Application instances (components ``app.<service>.<n>``) running and ready."""
     return sum(1 for row in view.rows()
                if row["component"].count(".") >= 2 and row["component"].startswith("app.")
-               and row["component"].rsplit(".", 1)[1].isdigit() and row["state"] == "running")
+               and row["component"].rsplit(".", 1)[1].isdigit() and row["state"] == "running"
+               and row["ready"] is not False)
 
 
 def _wait_running(view, expected: int, timeout: float, stop: Latch, console) -> bool:
@@ -143,9 +146,11 @@ def _wait_running(view, expected: int, timeout: float, stop: Latch, console) -> 
 def _table(view):
     from rich.table import Table
 
+    from dsmt.cli.status import shown_state
+
     table = Table(title="slice status")
     for column in ("sliver", "component", "state", "reason"):
         table.add_column(column)
     for row in view.rows():
-        table.add_row(row["sliver"], row["component"], str(row["state"]), row["reason"] or "")
+        table.add_row(row["sliver"], row["component"], shown_state(row), row["reason"] or "")
     return table

@@ -14,6 +14,7 @@ import pytest
 
 from dsmt.childspec import Backoff
 from tests.actors.sliver_tree import *  # noqa: F401,F403 - fixtures
+from dsmt.testing import wait_for
 from tests.actors.sliver_tree import BOUND, get, service
 
 pytestmark = pytest.mark.timeout(60)
@@ -74,6 +75,32 @@ def test_an_always_crashing_service_goes_fatal_with_its_reason_and_nothing_else_
     app_status = tree.events.latest(tree.channel("app")).payload
     assert app_status["state"] == "running"
     assert app_status["services"]["demo-app"]["state"] == "fatal"
+
+
+def test_an_instance_is_counted_ready_once_it_passes_its_health_check_and_not_while_down(
+        sliver, package):
+    tree = sliver()
+    url, sha = package("1.0.0")
+    sick_url, sick_sha = package("1.0.0", "unhealthy", name="sick-app")
+    tree.deploy(service("demo-app", url, sha, "1.0.0"), service("sick-app", sick_url, sick_sha,
+                                                                "1.0.0"))
+    [before] = tree.wait_serving("demo-app", "1.0.0")
+    wait_for(lambda: tree.services()["demo-app"]["ready"] == 1, BOUND, "demo-app ready")
+    ready = tree.events.latest(tree.channel("app.demo-app.0")).payload
+    assert ready["state"] == "running" and ready["ready"] is True
+    # sick-app answers, but its /health says 503: it runs (startsecs) and is never ready
+    wait_for(lambda: any(r["state"] == "running" for r in tree.instances("sick-app")), BOUND,
+             "sick-app running")
+    assert tree.services()["sick-app"]["ready"] == 0
+    assert not any(e.payload.get("ready") for e in tree.events.on(tree.channel("app.sick-app.0")))
+
+    app = tree.channel("app")
+    seen = len(tree.events.on(app))
+    os.kill(before["pid"], signal.SIGKILL)
+    tree.events.wait_for(lambda e: e.channel == app and e in tree.events.on(app)[seen:]
+                         and e.payload["services"]["demo-app"]["ready"] == 0, BOUND)
+    tree.wait_serving("demo-app", "1.0.0", exclude={before["pid"]})
+    wait_for(lambda: tree.services()["demo-app"]["ready"] == 1, BOUND, "demo-app ready again")
 
 
 def test_an_upgrade_that_passes_its_health_window_replaces_the_old_version(sliver, package):

@@ -1,8 +1,9 @@
 """The drain of a deselect as a state machine: the coordinator's part, its seams faked.
 
-The host stands in for the coordinator (its quarantine is the real one, its
-clock a FakeClock); the peers' heartbeats are what ``world.running()`` says,
-and the container manager records the ``deselect()`` asked of it. The whole
+The host stands in for the coordinator (its quarantine and world view are
+the real ones, its clock a FakeClock); the peers' heartbeats are fed to the
+world view by hand, and the container manager records the ``deselect()``
+asked of it. The whole
 path on real nodes is tests/e2e/test_deselect.py.
 """
 
@@ -12,6 +13,7 @@ from types import SimpleNamespace
 
 from actors.coordinator.drain import DRAINING, Draining
 from actors.coordinator.quarantine import Quarantine
+from actors.world import WorldView
 from actors.messages import Drain, Undrain
 from actors.placement import Placed
 from dsmt.states import DESELECTED, FAILED
@@ -40,13 +42,19 @@ class Host(Draining):
         registry = {self.container_path: self.container}
         self.ctx = SimpleNamespace(clock=clock, sliver="s1", registry=registry)
         self.quarantine = Quarantine(clock)
-        self.peers: dict[str, dict[str, int]] = {}
-        self.world = SimpleNamespace(running=lambda: self.peers)
+        self.world = WorldView(clock, own="s1")
         self.share = {"web": 1}
         # placement once s1 is out: s2 runs the instance
         self.assignment = {"web": Placed("web", 1, {"s2": 1})}
         self.replies: list[tuple] = []
         self.changes = 0
+
+    def beat(self, sliver: str, services: dict, ready: dict | None = None) -> None:
+        """A heartbeat of ``sliver``; without ``ready``, one of an older DSMT."""
+        payload = {"sliver": sliver, "services": services}
+        if ready is not None:
+            payload["ready"] = ready
+        self.world.beat(sliver, payload)
 
     def _reply(self, command, request, outcome, reason, result) -> None:
         self.replies.append((command, request, outcome, reason, result))
@@ -64,11 +72,11 @@ def test_the_share_keeps_running_until_the_peers_run_it_then_the_container_desel
     assert host.quarantine.reason() == DRAINING and host.changes == 1
     assert host._held("web", 0), "the app is not told its lowered share while draining"
     assert host.container.deselects == 0
-    host.peers = {"s2": {"web": 0}}
+    host.beat("s2", services={"web": 0}, ready={"web": 0})
     host._drain_step()
     assert host.container.deselects == 0, "s2 does not run it yet"
     host.ctx.clock.advance(2.5)
-    host.peers = {"s2": {"web": 1}}
+    host.beat("s2", services={"web": 1}, ready={"web": 1})
     host._drain_step()
     assert host.container.deselects == 1 and not host._held("web", 0)
     host._drain_step()
@@ -92,6 +100,27 @@ def test_past_its_timeout_a_drain_deselects_anyway_and_says_it_did_not_drain():
     assert host.replies[-1][2:4] == ("done", None) and host.replies[-1][4]["drained"] is False
 
 
+def test_a_replacement_that_runs_but_does_not_pass_its_health_check_keeps_the_drain_waiting():
+    host = Host()
+    host._drain(Drain(60.0, "r1"))
+    host.beat("s2", services={"web": 1}, ready={"web": 0})
+    host._drain_step()
+    assert host.container.deselects == 0, "s2 runs it but it is not ready"
+    host.ctx.clock.advance(60)
+    host._drain_step()
+    assert host.container.deselects == 1, "the timeout still ends it"
+    host._drain_ended(DESELECTED, "deselected")
+    assert host.replies[-1][4]["drained"] is False
+
+
+def test_a_peer_whose_beats_say_nothing_of_readiness_counts_what_it_runs():
+    host = Host()
+    host._drain(Drain(60.0, "r1"))
+    host.beat("s2", services={"web": 1})
+    host._drain_step()
+    assert host.container.deselects == 1
+
+
 def test_a_timeout_of_zero_deselects_at_once():
     host = Host()
     host._drain(Drain(0.0, "r1"))
@@ -104,7 +133,7 @@ def test_a_select_during_the_drain_cancels_it_and_nothing_stops():
     host._undrain(Undrain("r2"))
     assert host.quarantine.reason() is None and host.container.deselects == 0
     assert host.replies == [("deselect", "r1", "failed", "cancelled by select", None)]
-    host.peers = {"s2": {"web": 1}}
+    host.beat("s2", services={"web": 1}, ready={"web": 1})
     host._drain_step()
     assert host.container.deselects == 0
 

@@ -40,9 +40,11 @@ class Rig:
         self.os = FakeOs()
         self.clock = FakeClock()
         self.moves: list[tuple[str, str | None, dict]] = []
+        self.readiness: list[bool] = []  # what on_ready said, between moves
         self.machine = ProcessMachine(Command(("app",)), ProcessPolicy(**policy), os=self.os,
                                       clock=self.clock,
-                                      on_change=lambda *move: self.moves.append(move), **extra)
+                                      on_change=lambda *move: self.moves.append(move),
+                                      on_ready=self.readiness.append, **extra)
 
     @property
     def states(self) -> list[str]:
@@ -88,6 +90,50 @@ def test_a_passing_health_check_makes_it_running_before_startsecs():
     assert rig.reasons[-1] == "health check passed: accepted"
     rig.clock.advance(30)
     assert rig.states == ["starting", "running"]  # the startsecs timer was cancelled
+
+
+def test_without_a_health_check_a_running_process_is_ready():
+    rig = Rig(startsecs=1)
+    rig.machine.start()
+    assert rig.moves[-1][2]["ready"] is False
+    rig.clock.advance(1)
+    assert rig.moves[-1][2]["ready"] is True and rig.machine.ready
+    rig.os.exit(code=0)
+    assert rig.states[-1] == "exited" and rig.moves[-1][2]["ready"] is False
+
+
+def test_with_a_health_check_a_process_running_after_startsecs_is_ready_at_its_first_pass():
+    rig = Rig(startsecs=1, health=HEALTH)
+    rig.machine.start()
+    rig.clock.advance(1)
+    assert rig.states == ["starting", "running"] and rig.moves[-1][2]["ready"] is False
+    rig.os.monitors[-1].report(False)
+    assert rig.readiness == [] and not rig.machine.ready
+    rig.os.monitors[-1].report(True)
+    assert rig.readiness == [True] and rig.states == ["starting", "running"]
+    assert rig.machine.snapshot()["ready"] is True
+
+
+def test_a_process_that_passes_while_starting_is_running_and_ready_in_one_move():
+    rig = Rig(startsecs=30, health=HEALTH)
+    rig.machine.start()
+    rig.os.monitors[-1].report(True)
+    assert rig.moves[-1][0] == "running" and rig.moves[-1][2]["ready"] is True
+    assert rig.readiness == []
+
+
+def test_turning_unhealthy_without_restart_unhealthy_keeps_it_running_but_not_ready():
+    rig = Rig(health=HEALTH, restart_unhealthy=False)
+    rig.machine.start()
+    monitor = rig.os.monitors[-1]
+    monitor.report(True)
+    rig.moves.clear()
+    monitor.report(False)
+    assert rig.readiness == [], "one failure is below the threshold"
+    monitor.report(False)
+    assert rig.readiness == [False] and rig.machine.state == "running" and rig.moves == []
+    monitor.report(True)
+    assert rig.readiness == [False, True]
 
 
 def test_exits_while_starting_back_off_exponentially_then_give_up_in_fatal():

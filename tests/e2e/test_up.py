@@ -59,9 +59,10 @@ def test_dsmt_up_reaches_all_running_and_ctrl_c_leaves_no_process_behind(folder)
         assert status.returncode == 0, status.stderr
         rows = json.loads(status.stdout)
         assert {tuple(sorted(row)) for row in rows} == {
-            ("component", "reason", "since", "sliver", "state")}
-        instances = {(r["sliver"], r["state"]) for r in rows if r["component"] == "app.demo-app.0"}
-        assert instances == {("s1", "running"), ("s2", "running")}, rows
+            ("component", "ready", "reason", "since", "sliver", "state")}
+        instances = {(r["sliver"], r["state"], r["ready"]) for r in rows
+                     if r["component"] == "app.demo-app.0"}
+        assert instances == {("s1", "running", True), ("s2", "running", True)}, rows
 
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=60) == 0

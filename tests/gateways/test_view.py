@@ -19,6 +19,17 @@ def test_the_original_dsmts_spellings_of_initiated_are_shown_as_initiated():
         ("s1", "initiated"), ("s2", "initiated"), ("s3", "installed")]
 
 
+def test_an_instance_row_says_whether_it_is_ready_other_rows_say_nothing():
+    view = SliceView([("127.0.0.1", 9)], "dsmt", "unused", LAYOUT)  # never started
+    for component, detail in (("app.web.0", {"ready": False}), ("app.web.1", {"ready": True}),
+                              ("coordinator", {})):
+        view._received(Sequencer(Address(component, "s1")).make(
+            LAYOUT.status(component, "s1"), STATUS,
+            {"state": "running", "reason": None, **detail}, retain=True))
+    assert [(r["component"], r["ready"]) for r in view.rows()] == [
+        ("app.web.0", False), ("app.web.1", True), ("coordinator", None)]
+
+
 def report(sliver: str, processes: list[dict], channel: str | None = None):
     return Sequencer(Address("container", sliver)).make(
         channel or LAYOUT.resources(sliver), RESOURCES,
