@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from actors.world import ALIVE, DEAD, SUSPECTED, WorldView
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actors.world import ALIVE, DEAD, SUSPECTED, WindowMax, WorldView
 from dsmt.testing import FakeClock
 
 
@@ -135,3 +138,21 @@ def test_quarantined_members_are_reported_with_their_reason():
     world.beat("s2", {})
     assert world.quarantined() == {"s1": "install failed 3 times"}
     assert world.summary()["s1"]["state"] == ALIVE
+
+
+# Steps: wait this long (0 = same instant), then add this value or (None) ask for the max.
+_steps = st.lists(st.tuples(st.sampled_from([0.0, 0.25, 1.0, 2.5, 7.0]),
+                            st.none() | st.floats(0.0, 10.0)), max_size=80)
+
+
+@given(_steps)
+def test_the_window_max_is_the_largest_sample_of_the_window_whatever_the_sequence(steps):
+    window, now, added = WindowMax(6.0), 0.0, []
+    for wait, value in steps:
+        now += wait
+        if value is None:
+            expected = max((v for at, v in added if now - at <= 6.0), default=0.0)
+            assert window.max(now) == expected
+        else:
+            window.add(now, value)
+            added.append((now, value))
