@@ -17,6 +17,7 @@ BENCHMARKS = {
     "idle": "benchmarks.idle",  # what DSMT costs a host while nothing happens
     "follow": "benchmarks.follow",  # dsmt logs -f: its cost to a sliver, its latency
     "world": "benchmarks.world",  # what one peer's heartbeat costs a coordinator's view
+    "swarm": "benchmarks.swarm",  # what a real node spends on N peers' heartbeats
     "instructions": "benchmarks.instructions",  # callgrind counts per hub process (valgrind)
     "report": "benchmarks.report",  # all of the above, written up with plots
 }
