@@ -20,7 +20,7 @@ spread over rounds) and CPU milliseconds per second of a node of that slice
 smallest N: ``ratio_per_beat_to_smallest`` is 1.0 when a beat costs the same
 in any slice (the view keeps its window maxima as monotonic deques; with a
 scan of the window's samples, before, three runs alternating with the
-deques measured 302-319 us per beat at 1,000 slivers against 8.5-9.0 at 10:
+deques measured 306-323 us per beat at 1,000 slivers against 8.4-9.3 at 10:
 a third of a core per node for the view alone).
 """
 
