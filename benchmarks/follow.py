@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from benchmarks._stats import spread
-from benchmarks.idle import START_TIMEOUT, _await_line, _measure, _pids
+from benchmarks._proc import measure
+from benchmarks.idle import START_TIMEOUT, _await_line, _pids
 from benchmarks._restart_tools import REPO
 
 SETTLE = 5.0
@@ -141,16 +142,19 @@ def _cost(root: Path, env: dict, args: argparse.Namespace) -> dict:
     with _accepted_counter(env) as accepted:
         for n in range(args.rounds):
             _progress(f"cost round {n + 1}/{args.rounds}")
-            without.append(_measure(node + router, args.seconds))
+            without.append(measure(node + router, args.seconds))
             follower = _dsmt_follow(env, args.interval)
             try:
                 before = accepted()
-                figures = _measure(node + router + [follower.process.pid], args.seconds)
+                figures = measure(node + router + [follower.process.pid], args.seconds)
                 reads.append(accepted(before))
             finally:
                 follower.stop()
             with_.append(figures[:2])
             follower_cpu.append(figures[2][0])
+            if not reads[-1]:
+                raise RuntimeError(f"no read counted in a {args.seconds}s window: make "
+                                   f"--seconds longer than --interval ({args.interval}s)")
     out = {"interval_s": args.interval, "reads_per_s": spread(reads, 2)}
     for i, who in enumerate(("node", "router")):
         before, after = [w[i][0] for w in without], [w[i][0] for w in with_]

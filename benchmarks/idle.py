@@ -46,6 +46,7 @@ import time
 from pathlib import Path
 
 from benchmarks._restart_tools import REPO, SERVER, make_tool
+from benchmarks._proc import measure
 from benchmarks._stats import spread
 from benchmarks._waiting import wait_until
 from gateways.psepr import _loop
@@ -92,36 +93,6 @@ def main(argv: list[str] | None = None) -> dict:
 # -- measuring processes ---------------------------------------------------------------
 
 
-def _sample(pid: int) -> tuple[float, int]:
-    """(CPU seconds, voluntary context switches) of every thread of ``pid`` so far.
-
-    CPU from ``schedstat`` (nanoseconds; ``stat``'s clock ticks are 10 ms,
-    too coarse for a process that idles at a fraction of a millisecond).
-    """
-    cpu = switches = 0
-    task = Path(f"/proc/{pid}/task")
-    for tid in os.listdir(task):
-        try:
-            status = (task / tid / "status").read_text()
-            runtime = (task / tid / "schedstat").read_text().split()[0]
-        except OSError:  # the thread ended meanwhile
-            continue
-        cpu += int(runtime)
-        switches += int(status.split("voluntary_ctxt_switches:")[1].split()[0])
-    return cpu / 1e9, switches
-
-
-def _measure(pids: list[int], seconds: float) -> list[tuple[float, float]]:
-    """Per pid: (CPU ms per second, wake-ups per second) over ``seconds``."""
-    before = [_sample(pid) for pid in pids]
-    start = time.monotonic()
-    time.sleep(seconds)  # the measurement window itself: nothing to wait for
-    after = [_sample(pid) for pid in pids]
-    wall = time.monotonic() - start
-    return [(1000 * (a[0] - b[0]) / wall, (a[1] - b[1]) / wall)
-            for b, a in zip(before, after)]
-
-
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -142,7 +113,7 @@ def _one_program(name: str, work: Path, args: argparse.Namespace) -> dict:
     try:
         wait_until(tool.server_pid, START_TIMEOUT, f"{name} to start the server", poll=0.05)
         time.sleep(SETTLE)
-        rounds = [_measure([tool.proc.pid], args.seconds)[0] for _ in range(args.rounds)]
+        rounds = [measure([tool.proc.pid], args.seconds)[0] for _ in range(args.rounds)]
         return {"cpu_ms_per_s": spread([r[0] for r in rounds], 2),
                 "wakeups_per_s": spread([r[1] for r in rounds], 1),
                 "rss_mb": _rss_mb(tool.proc.pid)}
@@ -177,7 +148,7 @@ def _slice(n: int, root: Path, args: argparse.Namespace) -> dict:
         node_cpu, node_wakeups, router_cpu, rates = [], [], [], []
         for _ in range(args.rounds):
             counter.reset()
-            figures = _measure(nodes + router, args.seconds)
+            figures = measure(nodes + router, args.seconds)
             rates.append(counter.rate())
             node_cpu.append(statistics.median(f[0] for f in figures[:-1]))
             node_wakeups.append(statistics.median(f[1] for f in figures[:-1]))

@@ -15,9 +15,10 @@ slice does for each peer's beat.
 
 For each N of ``--peers`` (0 is the baseline: the same node with no
 peers, in the same rounds; sizes alternate their order from round to
-round), after :data:`SETTLE` seconds at that rate: the CPU (user + system,
-every thread) of the node and of the router per second of wall time over
-``--seconds``, the heartbeats per second the node's hub delivered (its own
+round), after :data:`SETTLE` seconds at that rate: the CPU (every thread,
+from ``schedstat``, see :mod:`benchmarks._proc`) of the node and of the
+router per second of wall time over ``--seconds``, the node's wake-ups per
+second, the heartbeats per second the node's hub delivered (its own
 included; read by this process on that hub, so none is assumed), and the
 node's CPU per added beat against the baseline of the same round:
 ``(cpu(N) - cpu(0)) / (beats(N) - beats(0))``. The router's cost is
@@ -35,10 +36,9 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
-
 from actors.coordinator import beats
 from actors.localslice import SERVICE, LocalSlice
+from benchmarks._proc import sample
 from benchmarks._stats import spread
 from benchmarks._waiting import wait_until
 from dsmt.event import HEARTBEAT
@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     runs: dict[int, list[dict]] = {n: [] for n in sizes}
     with tempfile.TemporaryDirectory(prefix="dsmt-bench-swarm-") as tmp, \
             LocalSlice(Path(tmp), slivers=1) as slice_:
-        node = psutil.Process(slice_.member("s1").process.pid)
-        router = psutil.Process(slice_.router.pid)
+        node, router = slice_.member("s1").process.pid, slice_.router.pid
         with _Swarm(slice_) as swarm, _BeatCounter(slice_) as counter:
             wait_until(lambda: counter.count > 0, START_TIMEOUT, "the node's own heartbeat")
             for round_ in range(args.rounds):
@@ -81,7 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
 def _summary(runs: list[dict], baseline: list[dict] | None) -> dict:
     """Each figure's spread; with the baseline's runs (same rounds), the node's CPU per beat."""
     out = {key: spread([r[key] for r in runs], 2)
-           for key in ("node_cpu_ms_per_s", "router_cpu_ms_per_s", "beats_per_s")}
+           for key in ("node_cpu_ms_per_s", "node_wakeups_per_s", "router_cpu_ms_per_s",
+                       "beats_per_s")}
     if baseline is not None:
         out["node_cpu_us_per_beat_above_baseline"] = spread(
             [1000 * (r["node_cpu_ms_per_s"] - b["node_cpu_ms_per_s"])
@@ -90,15 +90,15 @@ def _summary(runs: list[dict], baseline: list[dict] | None) -> dict:
     return out
 
 
-def _window(node: psutil.Process, router: psutil.Process, counter: _BeatCounter,
-            seconds: float) -> dict:
-    cpu = [sum(p.cpu_times()[:2]) for p in (node, router)]
+def _window(node: int, router: int, counter: _BeatCounter, seconds: float) -> dict:
+    before = [sample(pid) for pid in (node, router)]
     count, started = counter.count, time.monotonic()
-    time.sleep(seconds)
+    time.sleep(seconds)  # the measurement window itself
     wall = time.monotonic() - started
-    after = [sum(p.cpu_times()[:2]) for p in (node, router)]
-    return {"node_cpu_ms_per_s": (after[0] - cpu[0]) / wall * 1000,
-            "router_cpu_ms_per_s": (after[1] - cpu[1]) / wall * 1000,
+    after = [sample(pid) for pid in (node, router)]
+    return {"node_cpu_ms_per_s": (after[0][0] - before[0][0]) / wall * 1000,
+            "node_wakeups_per_s": (after[0][1] - before[0][1]) / wall,
+            "router_cpu_ms_per_s": (after[1][0] - before[1][0]) / wall * 1000,
             "beats_per_s": (counter.count - count) / wall}
 
 

@@ -10,17 +10,14 @@ from pathlib import Path
 import pytest
 
 from benchmarks import report
+from tests.benchmarks._run import ROOT, run
 
-ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def _quick_report(out: Path, name: str) -> None:
     """``python -m benchmarks report --quick --only NAME --out OUT``, which must succeed."""
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "report", "--quick", "--only",
-                           name, "--out", str(out)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run("report", "--quick", "--only", name, "--out", str(out), timeout=300)
 
 
 def test_a_quick_report_puts_each_restart_figure_next_to_its_baselines_with_a_plot(tmp_path):
@@ -42,10 +39,7 @@ def test_a_quick_report_puts_each_restart_figure_next_to_its_baselines_with_a_pl
     machine = json.loads((out / "machine.json").read_text())
     assert machine["cpus"] >= 1 and machine["load_avg_after"]
 
-    again = subprocess.run([sys.executable, "-m", "benchmarks", "report", "--from", str(out),
-                            "--out", str(tmp_path / "copy")], cwd=ROOT, capture_output=True,
-                           text=True, timeout=120)
-    assert again.returncode == 0, again.stderr[-3000:]
+    run("report", "--from", str(out), "--out", str(tmp_path / "copy"), timeout=120)
     assert (tmp_path / "copy" / "report.md").read_text() == text
 
 

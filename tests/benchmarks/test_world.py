@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks._run import benchmark_json
 
 
 def test_a_quick_world_run_gives_per_beat_cost_node_cost_and_the_ratio_to_the_smallest():
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "world", "--peers", "5,50",
-                           "--seconds", "3", "--rounds", "2"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    slices = json.loads(done.stdout)["slices"]
+    slices = benchmark_json("world", "--peers", "5,50", "--seconds", "3", "--rounds", "2",
+                     timeout=120)["slices"]
     assert set(slices) == {"5", "50"}
     assert slices["5"]["ratio_per_beat_to_smallest"]["runs"] == [1.0, 1.0]
     for n, figures in slices.items():
