@@ -136,6 +136,7 @@ class Coordinator(Draining, LocalComponents, Actor):
             self.change_state(FAILED, str(exc))
             return
         self.change_state(INITIATED, plan_version=self.plan.version)
+        self._resume_drain()  # a drain under way when we (or the node) stopped
         self.ctx.registry.observe(self.agent_path, self.actor_ref)
         self.ctx.registry.observe(self.app_path, self.actor_ref)
         if self.container_path is not None:

@@ -29,15 +29,24 @@ A ``deselect`` (``dsmt deselect SLIVER``) reaches the coordinator as an
 An :class:`actors.messages.Undrain` (a ``select``) ends a drain that has not
 yet asked the container manager: back in placement, nothing stopped, and the
 pending deselect is replied ``failed`` (cancelled). A peer of an older DSMT,
-whose beats say nothing of readiness, counts what it runs. A coordinator that
-restarts forgets a drain: its sliver comes back into placement and the
-deselect gets no reply.
+whose beats say nothing of readiness, counts what it runs.
+
+A drain survives a restart of the coordinator (or of the node): it is kept
+in ``<workspace>/drain.json`` (request, start and deadline as wall times,
+whether the container manager was asked) from the ``Drain`` until it ends,
+and a coordinator that starts with one resumes it before its first beat --
+still out of placement, the same deadline, the reply to the same request;
+a container manager found deselected meanwhile ends it. A file that cannot
+be read is logged and ignored (the sliver is back in placement).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from dsmt.states import DESELECTED, FAILED
@@ -47,12 +56,13 @@ from actors.messages import Drain, Undrain
 log = logging.getLogger(__name__)
 
 DRAINING = "draining"
+DRAIN_FILE = "drain.json"
 
 
 @dataclass
 class _Drain:
     request: str | None
-    started: float
+    started: float  # wall times: they must mean the same after a restart
     deadline: float
     stopping: bool = False  # the container manager was asked to deselect
     drained: bool = False  # ... after the peers ran the share
@@ -73,8 +83,9 @@ class Draining:
         if self._draining is not None:
             return self._reply("deselect", message.request, "failed",
                                "a deselect of this sliver is already under way", None)
-        now = self.ctx.clock.monotonic()
+        now = self.ctx.clock.wall()
         self._draining = _Drain(message.request, now, now + max(0.0, message.timeout))
+        self._keep_drain()
         self.quarantine.hold(DRAINING)
         log.warning("%s: draining: out of placement, stopping once the peers run its share "
                     "(at most %ss)", self.path, message.timeout)
@@ -86,7 +97,7 @@ class Draining:
         drain = self._draining
         if drain is None or drain.stopping:
             return  # nothing to cancel, or too late: the container manager's select decides
-        self._draining = None
+        self._end_drain()
         self.quarantine.release()
         self._reply("deselect", drain.request, "failed", "cancelled by select", None)
         log.warning("%s: drain cancelled by select: back in placement", self.path)
@@ -107,9 +118,10 @@ class Draining:
         moved = all(ready.get(sliver, {}).get(name, 0) >= count
                     for name, placed in self.assignment.items()
                     for sliver, count in placed.counts.items() if sliver != self.ctx.sliver)
-        if not moved and self.ctx.clock.monotonic() < drain.deadline:
+        if not moved and self.ctx.clock.wall() < drain.deadline:
             return
         drain.stopping, drain.drained = True, moved
+        self._keep_drain()
         ref = self.ctx.registry.get(self.container_path)
         if ref is None:
             self._drain_ended(FAILED, f"no container manager at {self.container_path}")
@@ -121,15 +133,20 @@ class Draining:
         ref.proxy().deselect()  # not waited for: its state change ends the drain
 
     def _drain_ended(self, state: str, reason: str | None) -> None:
-        """The container manager moved to ``state``: a drain that asked it ends (replied)."""
+        """The container manager moved to ``state``: a drain that asked it ends (replied).
+
+        ``deselected`` ends any drain: also one resumed after a restart whose
+        container manager had finished deselecting meanwhile.
+        """
         drain = self._draining
-        if drain is None or not drain.stopping or state not in (DESELECTED, FAILED):
+        if drain is None or state not in (DESELECTED, FAILED) \
+                or (state == FAILED and not drain.stopping):
             return
-        self._draining = None
+        self._end_drain()
         if state == FAILED:
             self._reply("deselect", drain.request, "failed", reason, None)
             return
-        seconds = round(self.ctx.clock.monotonic() - drain.started, 2)
+        seconds = round(self.ctx.clock.wall() - drain.started, 2)
         self._reply("deselect", drain.request, "done", None,
                     {"state": DESELECTED, "drained": drain.drained, "seconds": seconds})
 
@@ -137,6 +154,44 @@ class Draining:
         drain = self._draining
         if drain is None:
             return None
-        now = self.ctx.clock.monotonic()
+        now = self.ctx.clock.wall()
         return {"for": round(now - drain.started, 1), "stopping": drain.stopping,
                 "timeout_in": round(max(0.0, drain.deadline - now), 1)}
+
+    # --- kept in the workspace (see the module docstring) -----------------------------
+
+    def _resume_drain(self) -> None:
+        """At start: take up the drain a previous incarnation left (before the first beat)."""
+        path = self._drain_path()
+        if path is None or not path.exists():
+            return
+        try:
+            self._draining = _Drain(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            log.error("%s: ignoring %s: %s", self.path, path, exc)
+            self._end_drain()
+            return
+        self.quarantine.hold(DRAINING)
+        log.warning("%s: resuming the drain begun %.1fs ago (request %s)", self.path,
+                    self.ctx.clock.wall() - self._draining.started, self._draining.request)
+
+    def _keep_drain(self) -> None:
+        path = self._drain_path()
+        if path is None or self._draining is None:
+            return
+        part = path.with_name(path.name + ".part")
+        try:
+            part.write_text(json.dumps(asdict(self._draining)))
+            os.replace(part, path)
+        except OSError as exc:  # the drain goes on; only a restart would forget it
+            log.error("%s: cannot keep the drain in %s: %s", self.path, path, exc)
+
+    def _end_drain(self) -> None:
+        self._draining = None
+        path = self._drain_path()
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def _drain_path(self) -> Path | None:
+        workspace = self.plans.workspace
+        return None if workspace is None else Path(workspace) / DRAIN_FILE

@@ -32,17 +32,18 @@ class Container:
 
 
 class Host(Draining):
-    """What Draining uses of the coordinator."""
+    """What Draining uses of the coordinator; ``workspace`` keeps the drain (None: not kept)."""
 
-    def __init__(self) -> None:
+    def __init__(self, workspace=None, clock=None) -> None:
         self.path = "/s1/coordinator"
         self.container_path = "/s1/container-mgr/container"
         self.container = Container()
-        clock = FakeClock()
+        clock = clock or FakeClock()
         registry = {self.container_path: self.container}
         self.ctx = SimpleNamespace(clock=clock, sliver="s1", registry=registry)
         self.quarantine = Quarantine(clock)
         self.world = WorldView(clock, own="s1")
+        self.plans = SimpleNamespace(workspace=workspace)
         self.share = {"web": 1}
         # placement once s1 is out: s2 runs the instance
         self.assignment = {"web": Placed("web", 1, {"s2": 1})}
@@ -161,3 +162,58 @@ def test_a_second_deselect_while_draining_or_once_deselected_is_answered_at_once
     host._drain(Drain(60.0, "r3"))
     assert host.replies[-1] == ("deselect", "r3", "done", None,
                                 {"state": DESELECTED, "already": True})
+
+
+def test_a_drain_survives_a_restart_with_its_deadline_and_its_request(tmp_path):
+    clock = FakeClock()
+    first = Host(tmp_path, clock)
+    first._drain(Drain(60.0, "r1"))
+    assert (tmp_path / "drain.json").exists()
+    clock.advance(20)  # the coordinator (or the node) restarts
+    again = Host(tmp_path, clock)
+    again._resume_drain()
+    assert again.quarantine.reason() == DRAINING, "still out of placement before its first beat"
+    assert again._drain_detail() == {"for": 20.0, "stopping": False, "timeout_in": 40.0}
+    again._drain_step()
+    assert again.container.deselects == 0, "the peers do not serve the share yet"
+    again.beat("s2", services={"web": 1}, ready={"web": 1})
+    again._drain_step()
+    assert again.container.deselects == 1
+    clock.advance(1)
+    again._drain_ended(DESELECTED, "deselected")
+    assert again.replies == [("deselect", "r1", "done", None,
+                              {"state": DESELECTED, "drained": True, "seconds": 21.0})]
+    assert not (tmp_path / "drain.json").exists()
+    nothing = Host(tmp_path, clock)
+    nothing._resume_drain()
+    assert nothing.quarantine.reason() is None and nothing._drain_detail() is None
+
+
+def test_a_resumed_drain_whose_container_was_deselected_meanwhile_ends_with_its_reply(tmp_path):
+    clock = FakeClock()
+    first = Host(tmp_path, clock)
+    first._drain(Drain(60.0, "r1"))
+    first.beat("s2", services={"web": 1}, ready={"web": 1})
+    first._drain_step()  # asked the container manager, then stopped before it answered
+    again = Host(tmp_path, clock)
+    again._resume_drain()
+    again._drain_ended(DESELECTED, "deselected")  # what it says when asked at start
+    assert again.container.deselects == 0, "not asked twice"
+    assert again.replies == [("deselect", "r1", "done", None,
+                              {"state": DESELECTED, "drained": True, "seconds": 0.0})]
+    assert not (tmp_path / "drain.json").exists()
+
+
+def test_an_unreadable_drain_file_is_ignored_and_the_sliver_back_in_placement(tmp_path):
+    (tmp_path / "drain.json").write_text("{not json")
+    host = Host(tmp_path)
+    host._resume_drain()
+    assert host.quarantine.reason() is None and host._drain_detail() is None
+    assert not (tmp_path / "drain.json").exists()
+
+
+def test_a_cancelled_drain_leaves_nothing_to_resume(tmp_path):
+    host = Host(tmp_path)
+    host._drain(Drain(60.0, "r1"))
+    host._undrain(Undrain("r2"))
+    assert not (tmp_path / "drain.json").exists()

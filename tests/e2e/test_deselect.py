@@ -75,6 +75,7 @@ def test_a_deselected_sliver_stops_its_instance_releases_its_workspace_and_comes
         assert re.fullmatch(rf"deselect {victim}: done \(deselected; drained in [\d.]+ s\)",
                             said), said
         assert len(totals) > 10 and min(totals) >= 1 and max(totals) == 2, totals
+        assert not (member.workspace / "drain.json").exists(), "an ended drain is not kept"
         moved = stable_total(slice_, 1, timeout=BOUND)
         assert moved[victim] == 0, moved
         assert list((member.workspace / "versions").iterdir()) == []
