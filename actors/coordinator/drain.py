@@ -35,8 +35,10 @@ A drain survives a restart of the coordinator (or of the node): it is kept
 in ``<workspace>/drain.json`` (request, start and deadline as wall times,
 whether the container manager was asked) from the ``Drain`` until it ends,
 and a coordinator that starts with one resumes it before its first beat --
-still out of placement, the same deadline, the reply to the same request;
-a container manager found deselected meanwhile ends it. A file that cannot
+still out of placement, the same deadline, the reply to the same request,
+the peers judged only once its view has settled (a view of nobody would
+count the share as moved); a container manager found deselected meanwhile
+ends it. A file that cannot
 be read is logged and ignored (the sliver is back in placement).
 """
 
@@ -115,9 +117,13 @@ class Draining:
         if drain is None or drain.stopping:
             return
         ready = self.world.ready()
-        moved = all(ready.get(sliver, {}).get(name, 0) >= count
-                    for name, placed in self.assignment.items()
-                    for sliver, count in placed.counts.items() if sliver != self.ctx.sliver)
+        # Not before the view settled: a coordinator just (re)started has heard no peer
+        # yet, and an assignment to nobody would count as moved.
+        settled = self.ctx.clock.monotonic() - self._started >= self.settle
+        moved = settled and all(ready.get(sliver, {}).get(name, 0) >= count
+                                for name, placed in self.assignment.items()
+                                for sliver, count in placed.counts.items()
+                                if sliver != self.ctx.sliver)
         if not moved and self.ctx.clock.wall() < drain.deadline:
             return
         drain.stopping, drain.drained = True, moved

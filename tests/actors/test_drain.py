@@ -44,6 +44,7 @@ class Host(Draining):
         self.quarantine = Quarantine(clock)
         self.world = WorldView(clock, own="s1")
         self.plans = SimpleNamespace(workspace=workspace)
+        self._started, self.settle = clock.monotonic() - 10.0, 5.0  # settled long ago
         self.share = {"web": 1}
         # placement once s1 is out: s2 runs the instance
         self.assignment = {"web": Placed("web", 1, {"s2": 1})}
@@ -217,3 +218,17 @@ def test_a_cancelled_drain_leaves_nothing_to_resume(tmp_path):
     host._drain(Drain(60.0, "r1"))
     host._undrain(Undrain("r2"))
     assert not (tmp_path / "drain.json").exists()
+
+
+def test_a_resumed_drain_waits_for_the_view_to_settle_before_judging_the_peers(tmp_path):
+    clock = FakeClock()
+    Host(tmp_path, clock)._drain(Drain(60.0, "r1"))
+    again = Host(tmp_path, clock)
+    again._started = clock.monotonic()  # just restarted: no peer heard yet
+    again.assignment = {}  # placement over a view of nobody
+    again._resume_drain()
+    again._drain_step()
+    assert again.container.deselects == 0, "nobody heard is not 'the peers serve it'"
+    clock.advance(5.0)
+    again._drain_step()
+    assert again.container.deselects == 1
