@@ -69,6 +69,19 @@ class _Drain:
     stopping: bool = False  # the container manager was asked to deselect
     drained: bool = False  # ... after the peers ran the share
 
+    @classmethod
+    def loads(cls, text: str) -> _Drain:
+        """The drain a file holds; ValueError naming what is wrong (json.loads' too)."""
+        fields = json.loads(text)
+        if not isinstance(fields, dict) or set(fields) != set(cls.__dataclass_fields__):
+            raise ValueError(f"expected the fields {sorted(cls.__dataclass_fields__)}")
+        drain = cls(**fields)
+        if not (drain.request is None or isinstance(drain.request, str)) \
+                or not all(type(t) in (int, float) for t in (drain.started, drain.deadline)) \
+                or not all(type(b) is bool for b in (drain.stopping, drain.drained)):
+            raise ValueError(f"a field of the wrong type in {fields}")
+        return drain
+
 
 class Draining:
     """The coordinator's part that drains its sliver (see the module docstring)."""
@@ -172,8 +185,8 @@ class Draining:
         if path is None or not path.exists():
             return
         try:
-            self._draining = _Drain(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError) as exc:
+            self._draining = _Drain.loads(path.read_text())
+        except (OSError, ValueError) as exc:
             log.error("%s: ignoring %s: %s", self.path, path, exc)
             self._end_drain()
             return
@@ -195,8 +208,11 @@ class Draining:
     def _end_drain(self) -> None:
         self._draining = None
         path = self._drain_path()
-        if path is not None:
-            path.unlink(missing_ok=True)
+        try:
+            if path is not None:
+                path.unlink(missing_ok=True)
+        except OSError as exc:  # a later start would resume an ended drain: say so
+            log.error("%s: cannot remove %s: %s", self.path, path, exc)
 
     def _drain_path(self) -> Path | None:
         workspace = self.plans.workspace

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from actors.coordinator.drain import DRAINING, Draining
 from actors.coordinator.quarantine import Quarantine
 from actors.world import WorldView
@@ -205,8 +207,13 @@ def test_a_resumed_drain_whose_container_was_deselected_meanwhile_ends_with_its_
     assert not (tmp_path / "drain.json").exists()
 
 
-def test_an_unreadable_drain_file_is_ignored_and_the_sliver_back_in_placement(tmp_path):
-    (tmp_path / "drain.json").write_text("{not json")
+@pytest.mark.parametrize("text", [
+    "{not json", "[]", '{"request": "r1"}',
+    '{"request": "r1", "started": "then", "deadline": 1.0, "stopping": false, "drained": false}',
+    '{"request": 7, "started": 1.0, "deadline": 1.0, "stopping": false, "drained": false}',
+    '{"request": null, "started": 1.0, "deadline": 1.0, "stopping": 0, "drained": false}'])
+def test_an_unreadable_drain_file_is_ignored_and_the_sliver_back_in_placement(tmp_path, text):
+    (tmp_path / "drain.json").write_text(text)
     host = Host(tmp_path)
     host._resume_drain()
     assert host.quarantine.reason() is None and host._drain_detail() is None
