@@ -117,11 +117,17 @@ class Member:
     def labels(self) -> tuple[str, ...]:
         return tuple(self.beat.get("labels") or ())
 
+    @property
+    def ready(self) -> dict[str, int]:
+        """Instances per service its last beat says are ready (a beat of an older DSMT,
+        without ``ready``: what it runs)."""
+        return dict(self.beat.get("ready", self.beat.get("services")) or {})
+
     def summary(self, now: float) -> dict[str, Any]:
         return {"state": self.state, "age": round(now - self.last, 3),
                 "plan_version": self.beat.get("plan_version"), "labels": list(self.labels),
                 "services": dict(self.beat.get("services") or {}),
-                "ready": dict(self.beat.get("ready", self.beat.get("services")) or {}),
+                "ready": self.ready,
                 "quarantined": self.beat.get("quarantined"), "readmitted": self.readmitted,
                 "epoch": self.epoch, "late": self.beat.get("late"),
                 "transit": None if self.transit is None else round(self.transit, 3)}
@@ -245,12 +251,8 @@ class WorldView:
                 if m.state != DEAD}
 
     def ready(self) -> dict[str, dict[str, int]]:
-        """Per placeable member, the instances per service its last beat says are ready.
-
-        A beat without ``ready`` (a peer of an older DSMT) counts what it runs.
-        """
-        return {m.sliver: dict(m.beat.get("ready", m.beat.get("services")) or {})
-                for m in self.members.values() if m.state != DEAD}
+        """Per placeable member, the instances per service its last beat says are ready."""
+        return {m.sliver: m.ready for m in self.members.values() if m.state != DEAD}
 
     def suspected(self) -> list[str]:
         return sorted(m.sliver for m in self.members.values() if m.state == SUSPECTED)
