@@ -180,7 +180,9 @@ def test_operator_commands_read_control_and_stop_the_slice_dsmt_up_runs(up):
     assert ok(env, "deploy", str(crash)).startswith("deployed plan version 4")
     looping = wait_for(lambda: _crash_looping(env), timeout=BOUND,
                        message="dsmt tree --json showing the crash loop's counters")
-    assert looping["record"] == "backoff" and 0 <= looping["next_backoff_in"] <= 2.0, looping
+    # max 2.0 s, then the default jitter of ±10 % (dsmt.childspec.Backoff): at most 2.2 s
+    # (it failed once at <= 2.0: 2.095)
+    assert looping["record"] == "backoff" and 0 <= looping["next_backoff_in"] <= 2.2, looping
     assert looping["restarts_in_window"] >= 1 and looping["restarts_left"] < 100, looping
 
     assert "plan version 5" in ok(env, "scale", "demo-app", "2")
