@@ -328,8 +328,7 @@ class Coordinator(Draining, LocalComponents, Actor):
         live = self.world.live()
         placeable = self.world.placeable()
         quarantined = self.world.quarantined()
-        now = self.ctx.clock.monotonic()
-        settled = now - self._started >= self.settle
+        settled = self.settled
         decided = False
         for service in self.plan.services.values():
             if service.scaling is not None:
@@ -341,8 +340,7 @@ class Coordinator(Draining, LocalComponents, Actor):
                 decided = stepped or decided
         self.assignment = placement.place(self.plan.services.values(), placeable, quarantined,
                                           self.scaler.replicas)
-        running = self.world.running()
-        self.overshoot = placement.overshoot(self.assignment, running)
+        self.overshoot = placement.overshoot(self.assignment, self.world.running())
         self.max_overshoot = max([self.max_overshoot, *self.overshoot.values()])
         if not settled:
             return False  # still hearing from the peers: run nothing yet
@@ -359,6 +357,11 @@ class Coordinator(Draining, LocalComponents, Actor):
             self._refresh_beat()
             self.publish_status_detail()
         return changed
+
+    @property
+    def settled(self) -> bool:
+        """``settle`` seconds since start: the peers heard, the view may be acted on."""
+        return self.ctx.clock.monotonic() - self._started >= self.settle
 
     def _sample_targets(self) -> None:
         self.sampler.set_targets({

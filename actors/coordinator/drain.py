@@ -132,8 +132,7 @@ class Draining:
         ready = self.world.ready()
         # Not before the view settled: a coordinator just (re)started has heard no peer
         # yet, and an assignment to nobody would count as moved.
-        settled = self.ctx.clock.monotonic() - self._started >= self.settle
-        moved = settled and all(ready.get(sliver, {}).get(name, 0) >= count
+        moved = self.settled and all(ready.get(sliver, {}).get(name, 0) >= count
                                 for name, placed in self.assignment.items()
                                 for sliver, count in placed.counts.items()
                                 if sliver != self.ctx.sliver)

@@ -46,12 +46,16 @@ class Host(Draining):
         self.quarantine = Quarantine(clock)
         self.world = WorldView(clock, own="s1")
         self.plans = SimpleNamespace(workspace=workspace)
-        self._started, self.settle = clock.monotonic() - 10.0, 5.0  # settled long ago
+        self._started = clock.monotonic() - 10.0  # settled long ago
         self.share = {"web": 1}
         # placement once s1 is out: s2 runs the instance
         self.assignment = {"web": Placed("web", 1, {"s2": 1})}
         self.replies: list[tuple] = []
         self.changes = 0
+
+    @property
+    def settled(self) -> bool:  # the coordinator's, with settle = 5 s
+        return self.ctx.clock.monotonic() - self._started >= 5.0
 
     def beat(self, sliver: str, services: dict, ready: dict | None = None) -> None:
         """A heartbeat of ``sliver``; without ``ready``, one of an older DSMT."""
