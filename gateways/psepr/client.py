@@ -57,6 +57,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+# Its own generator: the global one is the application's (and seeded by tests).
+_rng = random.Random()
 
 REGISTRY = "psepr_registry"
 
@@ -235,7 +237,7 @@ class Client:
         loop = asyncio.get_running_loop()
         pause = self._pause
         while True:
-            for host, port in random.sample(self.routers, len(self.routers)):
+            for host, port in _rng.sample(self.routers, len(self.routers)):
                 self._set_state(CONNECTING)
                 self._proto = None
                 try:

@@ -46,6 +46,8 @@ from gateways.psepr.dedup import SeenIds
 from gateways.psepr.leases import Lease
 
 log = logging.getLogger(__name__)
+# Its own generator: the global one is the application's (and seeded by tests).
+_rng = random.Random()
 
 HOPS = "{urn:dsmt:mesh}hops"
 _SEP, _PATH_SEP = "|", ">"
@@ -125,7 +127,7 @@ class Mesh:
                 log.info("mesh %s: peer %s:%d: %s", self.name, host, port, exc)
                 if conn is not None:
                     conn.close()
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            await asyncio.sleep(delay * _rng.uniform(0.8, 1.2))
             delay = min(delay * 2, self.config.retry_max)
 
     async def _dial(self, host: str, port: int) -> "PeerDial":
