@@ -56,6 +56,14 @@ class Latch:
     def fileno(self) -> int:
         return self._read
 
+    def wait(self, timeout: float) -> bool:
+        """Sleep until the flag is set or ``timeout`` seconds passed; returns the flag."""
+        if not self._set:
+            poller = select.poll()
+            poller.register(self._read, select.POLLIN)
+            poller.poll(max(0, int(timeout * 1000)))
+        return self._set
+
     def close(self) -> None:
         """Release the descriptors (idempotent); the flag itself keeps working."""
         with self._lock:

@@ -21,12 +21,26 @@ Contract:
   (:mod:`dsmt.latch`): the blocking read returns at once, no polling.
   :meth:`HubReader.join` waits for the thread and then releases the latch;
   :meth:`HubReader.close` does both, as an owner's stop hook wants.
+
+Gathering (``gather`` seconds, 0 = off), the interrupt moderation of a
+network driver: each wake-up of the reader hands on every event waiting,
+then calls ``flush()`` (an owner that tells its actor one message per batch
+sends it there). While events come faster than one per ``gather`` -- two
+wake-ups less than ``gather`` apart -- the reader stops waking per event:
+it sleeps ``gather``, hands on what gathered meanwhile, and goes on so
+until a sleep gathered nothing. A busy reader then wakes once per
+``gather`` instead of once per event (and so does an actor told one batch
+per wake-up), at the price of at most ``gather`` of added delay; events
+further apart than ``gather`` are handed on as soon as they come. Measured
+with ``python -m benchmarks swarm`` (README, "What a large slice costs each
+node").
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Callable, Iterable
 
 from dsmt.event import Event
@@ -34,18 +48,26 @@ from dsmt.latch import Latch
 
 log = logging.getLogger(__name__)
 
+BATCH = 256  # events handed on between two flushes, at most
+GATHER = 0.02  # seconds: the gathering window DSMT's busy readers use (see above)
+
 
 class HubReader:
     """Reads ``prefixes`` from ``bus`` in a thread named ``name``; see the module docstring."""
 
     def __init__(self, bus: Any, prefixes: Iterable[str], handle: Callable[[Event, bool], Any],
                  on_fatal: Callable[[BaseException], Any], *, name: str,
-                 snapshot: bool = False) -> None:
+                 snapshot: bool = False, gather: float = 0.0,
+                 flush: Callable[[], Any] | None = None) -> None:
         self.name = name
         self.bus = bus
         self.prefixes = tuple(prefixes)
         self.handle = handle
         self.on_fatal = on_fatal
+        self.gather = gather
+        self.flush = flush
+        self.wakeups = 0  # reads that handed on at least one event
+        self._left = 0  # snapshot events still to hand on (from_snapshot=True)
         self.snapshot = snapshot and bool(self.prefixes)
         self.errors = 0
         self.undecodable = 0
@@ -112,18 +134,49 @@ class HubReader:
             sub.close()
 
     def _serve(self, sub: Any) -> None:
-        left = 0 if sub.snapshot is None else len(sub.snapshot.events)
-        stopping, handle = self._stopping, self.handle
+        self._left = 0 if sub.snapshot is None else len(sub.snapshot.events)
+        stopping, gather, recv = self._stopping, self.gather, sub.recv
+        last = float("-inf")
         while not stopping.is_set():
-            event = sub.recv()
-            self.undecodable = sub.undecodable
-            if event is None:
+            if not self._hand_on(sub, recv()):  # wait for an event, or the stop latch
                 continue
-            from_snapshot = left > 0
-            left -= from_snapshot
+            if gather:
+                now = time.monotonic()
+                if now - last < gather:  # busy: let the next events gather
+                    while not stopping.wait(gather) and self._hand_on(sub, recv(0)):
+                        pass
+                last = now
+
+    def _hand_on(self, sub: Any, event: Event | None) -> bool:
+        """Hand on ``event`` and every event waiting after it, then flush; False if none."""
+        self.undecodable = sub.undecodable
+        if event is None:
+            return False
+        self.wakeups += 1
+        handle, recv = self.handle, sub.recv
+        count = 0
+        while event is not None:
+            from_snapshot = self._left > 0
+            self._left -= from_snapshot
             try:
                 handle(event, from_snapshot)
             except Exception:  # the boundary: one event never stops the reader
                 self.errors += 1
                 log.exception("%s: cannot handle event %s on %s", self.name, event.id,
                               event.channel)
+            count += 1
+            if count % BATCH == 0:  # a flood: the owner still hears of it in bounded batches
+                self._flush()
+            event = recv(0)
+        self.undecodable = sub.undecodable
+        if count % BATCH:
+            self._flush()
+        return True
+
+    def _flush(self) -> None:
+        if self.flush is not None:
+            try:
+                self.flush()
+            except Exception:  # the same boundary as a handler's
+                self.errors += 1
+                log.exception("%s: cannot flush", self.name)

@@ -39,9 +39,9 @@ report them) is in the status detail and ``inspect()``, with its maximum.
 undeploy, scale) becomes a new plan version, adopted, broadcast, and
 replied to on ``layout.reply(request)`` (``result {"plan_version": n}``).
 
-Threads: the hub reader and the beater only ``tell()`` the actor (the
-beater's tick carries how late its beat was); everything else runs in the
-actor's thread. Without a bus (unit tests) there is no reader.
+Threads: the hub reader (a ``Batch`` of events per wake-up) and the beater
+(a tick that carries how late its beat was) only ``tell()`` the actor;
+everything else runs in its thread. Without a bus (unit tests), no reader.
 
 Status: ``requested`` → ``initiated`` (plan loaded) → ``instantiated`` →
 ``running``, re-published when the share or the plan changes; ``failed``
@@ -68,7 +68,7 @@ from actors.coordinator.drain import Draining
 from actors.coordinator.local import LocalComponents
 from actors.coordinator.plans import PlanKeeper
 from actors.coordinator.quarantine import Quarantine
-from actors.coordinator.reader import Seen, start_reader
+from actors.coordinator.reader import Batch, Seen, start_reader
 from actors.coordinator.scaler import Scaler
 from actors.messages import Assign, Deploy, Drain, PlanCommand, Undeploy, Undrain
 from actors.metrics import MetricSampler
@@ -165,8 +165,10 @@ class Coordinator(Draining, LocalComponents, Actor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Tick):
             return self._tick(message)
-        if isinstance(message, Seen):
-            return self._seen(message)
+        if isinstance(message, Batch):
+            for seen in message:
+                self._seen(seen)
+            return None
         if isinstance(message, StateChanged):
             return self._observed(message)
         if isinstance(message, PlanCommand):

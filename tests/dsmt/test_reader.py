@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import zmq
 
 from dsmt.bus import Bus
 from dsmt.event import Address
 from dsmt.hub import Endpoints
-from dsmt.reader import HubReader
+from dsmt.reader import BATCH, HubReader
 from dsmt.testing import wait_for
 
 pytestmark = pytest.mark.timeout(30)
@@ -56,3 +59,69 @@ def test_a_hub_that_never_answers_fails_start_and_the_reader_is_told_to_stop(tmp
         assert reader.join(BOUND) and not reader.alive  # the thread ended by itself
     finally:
         context.destroy(linger=0)
+
+
+class _Batches:
+    """A handler and a flush that record what each wake-up of a reader handed on."""
+
+    def __init__(self, hold=None):
+        self.batches: list[list] = []
+        self.handed: dict = {}  # payload -> monotonic time it was handed on
+        self._open: list = []
+        self._hold = hold
+
+    def handle(self, event, from_snapshot):
+        if self._hold is not None:
+            self._hold.wait(BOUND)
+        self.handed[event.payload] = time.monotonic()
+        self._open.append(event.payload)
+
+    def flush(self):
+        self.batches.append(self._open)
+        self._open = []
+
+    def count(self):
+        return sum(len(batch) for batch in self.batches)
+
+
+def test_a_busy_reader_gathers_events_for_its_window_and_a_lone_event_is_handed_on_at_once(bus):
+    gather = 3.0
+    seen = _Batches()
+    reader = HubReader(bus, ["/r/"], seen.handle, list, name="test-reader", gather=gather,
+                       flush=seen.flush).start(BOUND)
+    try:
+        with bus.publisher(Address("p")) as pub:
+            sent = time.monotonic()
+            pub.publish("/r/", "t", 1)  # the first event after a quiet time
+            wait_for(lambda: seen.count() == 1, BOUND, "the lone event")
+            pub.publish("/r/", "t", 2)  # a second wake-up within the window: busy
+            wait_for(lambda: seen.count() == 2, BOUND, "the second event")
+            busy = time.monotonic()
+            for payload in (3, 4, 5):
+                pub.publish("/r/", "t", payload)
+            wait_for(lambda: seen.count() == 5, BOUND, "the gathered events")
+    finally:
+        assert reader.close(BOUND)
+    assert seen.batches == [[1], [2], [3, 4, 5]]
+    assert seen.handed[1] - sent < gather / 2  # not held back
+    # The reader slept through its window after the second wake-up (it began
+    # just before `busy`): the three events waited for the end of it.
+    assert seen.handed[3] - busy > gather / 2
+    assert reader.wakeups == 3
+
+
+def test_a_flood_is_handed_on_in_bounded_batches_in_order(bus):
+    hold = threading.Event()
+    seen = _Batches(hold)
+    reader = HubReader(bus, ["/r/"], seen.handle, list, name="test-reader", gather=0.5,
+                       flush=seen.flush).start(BOUND)
+    try:
+        with bus.publisher(Address("p")) as pub:
+            for payload in range(3 * BATCH):  # the handler holds the first: the rest queue
+                pub.publish("/r/", "t", payload)
+            hold.set()
+            wait_for(lambda: seen.count() == 3 * BATCH, BOUND, "the whole flood")
+    finally:
+        assert reader.close(BOUND)
+    assert [p for batch in seen.batches for p in batch] == list(range(3 * BATCH))
+    assert max(len(batch) for batch in seen.batches) == BATCH
