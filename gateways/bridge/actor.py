@@ -156,7 +156,7 @@ class Bridge(Actor):
             timing=cfg.timing, reconnect_pause=cfg.reconnect_min,
             reconnect_max=cfg.reconnect_max, ssl=cfg.ssl_context(),
             buffer=cfg.buffer_max_events, on_state=self._on_client_state,
-            max_stanza=cfg.max_stanza)
+            max_stanza=cfg.max_stanza, gather=GATHER)
         self._exporter = Exporter(
             self._client, Outbox(cfg.buffer_max_events, cfg.buffer_max_bytes), exported,
             imported, self.ctx.sliver, cfg.max_stanza, on_loss=self._on_loss)

@@ -43,6 +43,8 @@ class ClientProtocol(asyncio.Protocol):
         self.registry = stream.registry_jid(host)
         self._parser = inbound.StreamParser(max_stanza=client._max_stanza)
         self._header = False
+        self._last_read = float("-inf")
+        self._paused: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -60,6 +62,24 @@ class ClientProtocol(asyncio.Protocol):
             if not self.logged_in.done():
                 self.logged_in.set_exception(exc)
             self.close()
+            return
+        if self.client.gather:
+            self._gather(self.client.gather)
+
+    def _gather(self, window: float) -> None:
+        """Busy (two reads less than two windows apart): read again in ``window``."""
+        loop = self.client._loop
+        now = loop.time()
+        if (now - self._last_read < 2 * window and self._paused is None
+                and not self.transport.is_closing()):
+            self.transport.pause_reading()
+            self._paused = loop.call_later(window, self._resume)
+        self._last_read = now
+
+    def _resume(self) -> None:
+        self._paused = None
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def _handle(self, item) -> None:
         if isinstance(item, stream.StreamHeader):
@@ -108,6 +128,8 @@ class ClientProtocol(asyncio.Protocol):
             self.transport.close()
 
     def connection_lost(self, exc) -> None:
+        if self._paused is not None:
+            self._paused.cancel()
         if not self.logged_in.done():
             self.logged_in.set_exception(ConnectionError("connection closed during login"))
         if not self.lost.done():

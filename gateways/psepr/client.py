@@ -28,6 +28,13 @@ Leases follow :mod:`gateways.psepr.lease_machine`: renewed at 80 % of the
 granted time, an unanswered request retried after 20 s, at most 10 tries
 (``timing`` changes these). A delivered event is passed to the callback of
 each of the client's leases whose prefix (and type, if set) it matches.
+
+Gathering (``gather`` seconds, 0 = off; the bridge uses
+:data:`dsmt.reader.GATHER`): while the router's stanzas come in reads less
+than two windows apart, the connection stops reading for ``gather`` after
+each read, so the next read takes everything that came meanwhile -- one
+wake-up of the client thread per window instead of one per event, at most
+``gather`` later; a lone event is read as soon as it comes.
 """
 
 from __future__ import annotations
@@ -122,6 +129,7 @@ class Client:
         buffer: int = 10000,
         on_state: Callable[[str], Any] | None = None,
         max_stanza: int = 65536,
+        gather: float = 0.0,
     ) -> None:
         if not routers:
             raise ValueError("no router to connect to")
@@ -137,6 +145,7 @@ class Client:
         self._pause_max = max(reconnect_pause, reconnect_max or reconnect_pause)
         self._ssl = ssl
         self._max_stanza = max_stanza
+        self.gather = gather
         self._on_state = on_state
         self._subs: dict[str, Subscription] = {}
         self._pending: collections.deque[Event] = collections.deque(maxlen=buffer)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
+import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -11,6 +14,7 @@ from dsmt.event import ATTRIBUTE, LEASE, STATUS
 from dsmt.testing import wait_for
 from gateways.psepr import lease_machine as lm
 from gateways.psepr import inbound, stream
+from gateways.psepr._client_protocol import ClientProtocol
 
 from .conftest import lease_count
 
@@ -175,3 +179,104 @@ def test_a_wrong_password_never_connects(router, make_client):
     client = make_client(router, password="nope", connect=False)
     wait_for(lambda: client.stats["connect_failures"] >= 2, 5, "refusals")
     assert not client.wait_connected(0)
+
+
+def test_a_busy_connection_reads_once_per_gathering_window(router, make_client):
+    window = 1.0
+    got = []  # (value, monotonic time received)
+    client = make_client(router, gather=window)
+    sub = client.lease("/a/", lambda e: got.append((e.payload["value"], time.monotonic())))
+    wait_for(lambda: sub.state == lm.GRANTED, 5, "grant")
+    pub = make_client(router, "bob")
+    sent = []
+    for i in range(4):  # ping-pong: each event is published once the previous one arrived
+        sent.append(time.monotonic())
+        pub.publish(pub.make("/a/", ATTRIBUTE, _attr(str(i))))
+        wait_for(lambda: len(got) == i + 1, 10, f"event {i}")
+    assert [value for value, _ in got] == ["0", "1", "2", "3"]
+    delays = [at - sent[i] for i, (_, at) in enumerate(got)]
+    # Without gathering each comes within milliseconds; with it, the reads of
+    # this busy connection wait for the end of a window (at most one each).
+    assert sum(delays) > window, delays
+
+
+class _Transport:
+    """The OS seam of one connection: records pause/resume (unit test of the gathering rule)."""
+
+    def __init__(self):
+        self.paused = False
+        self.closing = False
+
+    def pause_reading(self):
+        assert not self.paused
+        self.paused = True
+
+    def resume_reading(self):
+        self.paused = False
+
+    def is_closing(self):
+        return self.closing
+
+
+class _Timer:
+    def __init__(self, when, callback):
+        self.when, self.callback, self.cancelled = when, callback, False
+
+    def cancel(self):
+        self.cancelled = True
+
+
+class _Loop:
+    """A loop whose time the test sets and whose timers it fires (futures: a real idle loop)."""
+
+    def __init__(self, real):
+        self.now = 0.0
+        self.timers = []
+        self.create_future = real.create_future
+
+    def time(self):
+        return self.now
+
+    def call_later(self, delay, callback):
+        self.timers.append(_Timer(self.now + delay, callback))
+        return self.timers[-1]
+
+    def fire(self):
+        timer = self.timers.pop(0)
+        self.now = timer.when
+        if not timer.cancelled:
+            timer.callback()
+
+
+def test_the_gathering_rule_pauses_reads_that_come_within_two_windows_and_never_a_lone_one():
+    real = asyncio.new_event_loop()
+    loop = _Loop(real)
+    client = SimpleNamespace(_loop=loop, _max_stanza=65536, gather=0.02)
+    proto = ClientProtocol(client, "127.0.0.1")
+    proto.logged_in.set_result(None)
+    transport = proto.transport = _Transport()
+
+    def read_at(t):
+        loop.now = t
+        proto.data_received(b"")
+        return transport.paused
+
+    assert not read_at(1.0)  # the first read ever
+    assert not read_at(2.0)  # a second later: lone, read again at once
+    assert read_at(2.01)  # 10 ms later: busy, the next read waits for the window
+    loop.fire()
+    assert not transport.paused and loop.now == pytest.approx(2.03)
+    assert read_at(2.03)  # what gathered: still busy
+    loop.fire()
+    assert not read_at(2.5)  # the stream went quiet: read at once again
+    assert read_at(2.51)
+    transport.closing = True
+    loop.fire()
+    assert transport.paused  # a closing transport is not resumed
+    proto.connection_lost(None)
+    transport.closing, transport.paused = False, False
+    assert not read_at(3.0)
+    assert read_at(3.01) and len(loop.timers) == 1
+    proto.connection_lost(None)
+    assert loop.timers[0].cancelled
+    real.close()
