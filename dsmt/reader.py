@@ -25,15 +25,17 @@ Contract:
 Gathering (``gather`` seconds, 0 = off), the interrupt moderation of a
 network driver: each wake-up of the reader hands on every event waiting,
 then calls ``flush()`` (an owner that tells its actor one message per batch
-sends it there). While events come faster than one per ``gather`` -- two
-wake-ups less than ``gather`` apart -- the reader stops waking per event:
-it sleeps ``gather``, hands on what gathered meanwhile, and goes on so
-until a sleep gathered nothing. A busy reader then wakes once per
-``gather`` instead of once per event (and so does an actor told one batch
-per wake-up), at the price of at most ``gather`` of added delay; events
-further apart than ``gather`` are handed on as soon as they come. Measured
-with ``python -m benchmarks swarm`` (README, "What a large slice costs each
-node").
+sends it there). Once events come fast enough for a window to gather
+:data:`PAYS` or more -- that many wake-ups, and one more, within one
+``gather`` -- the reader stops waking per event: it sleeps ``gather``,
+hands on what gathered meanwhile, and goes on so while each window gathers
+at least :data:`PAYS`. A busy reader then wakes once per ``gather`` instead
+of once per event (and so does an actor told one batch per wake-up), at
+the price of at most ``gather`` of added delay. Slower streams are handed
+on as they come: a sleep costs about what two wake-ups do, so a window
+that gathers fewer saves nothing (measured with ``python -m benchmarks
+swarm``, README "What a large slice costs each node": gathering from two
+events per window on made a node at 100 beats/s no cheaper).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any, Callable, Iterable
 
 from dsmt.event import Event
@@ -50,6 +53,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 256  # events handed on between two flushes, at most
 GATHER = 0.02  # seconds: the gathering window DSMT's busy readers use (see above)
+PAYS = 3  # events a window must gather for gathering to pay (see above)
 
 
 class HubReader:
@@ -136,22 +140,25 @@ class HubReader:
     def _serve(self, sub: Any) -> None:
         self._left = 0 if sub.snapshot is None else len(sub.snapshot.events)
         stopping, gather, recv = self._stopping, self.gather, sub.recv
-        last = float("-inf")
+        recent: deque[float] = deque(maxlen=PAYS)  # the times of the last wake-ups
         while not stopping.is_set():
             if not self._hand_on(sub, recv()):  # wait for an event, or the stop latch
                 continue
-            if gather:
-                now = time.monotonic()
-                if now - last < gather:  # busy: let the next events gather
-                    while not stopping.wait(gather) and self._hand_on(sub, recv(0)):
-                        pass
-                last = now
+            if not gather:
+                continue
+            now = time.monotonic()
+            if len(recent) == PAYS and now - recent[0] < gather:  # busy: let events gather
+                while not stopping.wait(gather) and self._hand_on(sub, recv(0)) >= PAYS:
+                    pass
+                recent.clear()
+            else:
+                recent.append(now)
 
-    def _hand_on(self, sub: Any, event: Event | None) -> bool:
-        """Hand on ``event`` and every event waiting after it, then flush; False if none."""
+    def _hand_on(self, sub: Any, event: Event | None) -> int:
+        """Hand on ``event`` and every event waiting after it, then flush; how many."""
         self.undecodable = sub.undecodable
         if event is None:
-            return False
+            return 0
         self.wakeups += 1
         handle, recv = self.handle, sub.recv
         count = 0
@@ -171,7 +178,7 @@ class HubReader:
         self.undecodable = sub.undecodable
         if count % BATCH:
             self._flush()
-        return True
+        return count
 
     def _flush(self) -> None:
         if self.flush is not None:

@@ -11,11 +11,13 @@ router sends to the client (``Client._received``, ``Client._refused``).
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from typing import TYPE_CHECKING
 
 from dsmt.errors import DsmtError
 from dsmt.event import Event
+from dsmt.reader import PAYS
 
 from gateways.psepr import inbound, stream
 
@@ -43,7 +45,8 @@ class ClientProtocol(asyncio.Protocol):
         self.registry = stream.registry_jid(host)
         self._parser = inbound.StreamParser(max_stanza=client._max_stanza)
         self._header = False
-        self._last_read = float("-inf")
+        self._reads: collections.deque[float] = collections.deque(maxlen=PAYS)  # their times
+        self._busy = False
         self._paused: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
@@ -54,9 +57,11 @@ class ClientProtocol(asyncio.Protocol):
                                         c.address.instance))
 
     def data_received(self, data: bytes) -> None:
+        stanzas = 0
         try:
             for item in self._parser.feed(data):
                 self._handle(item)
+                stanzas += 1
         except Exception as exc:
             log.warning("psepr client %s: router %s: %s", self.client.address, self.host, exc)
             if not self.logged_in.done():
@@ -64,17 +69,23 @@ class ClientProtocol(asyncio.Protocol):
             self.close()
             return
         if self.client.gather:
-            self._gather(self.client.gather)
+            self._gather(self.client.gather, stanzas)
 
-    def _gather(self, window: float) -> None:
-        """Busy (two reads less than two windows apart): read again in ``window``."""
+    def _gather(self, window: float, stanzas: int) -> None:
+        """Pause reading for ``window`` while busy (see the client's docstring)."""
         loop = self.client._loop
         now = loop.time()
-        if (now - self._last_read < 2 * window and self._paused is None
-                and not self.transport.is_closing()):
+        reads = self._reads
+        if self._busy:  # the first read after a pause: did the window gather enough?
+            busy = stanzas >= PAYS
+        else:  # PAYS reads, and this one, within one window?
+            busy = len(reads) == PAYS and now - reads[0] < window
+        reads.append(now)
+        self._busy = busy
+        if busy and self._paused is None and not self.transport.is_closing():
+            reads.clear()
             self.transport.pause_reading()
             self._paused = loop.call_later(window, self._resume)
-        self._last_read = now
 
     def _resume(self) -> None:
         self._paused = None

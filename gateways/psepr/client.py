@@ -30,11 +30,13 @@ granted time, an unanswered request retried after 20 s, at most 10 tries
 each of the client's leases whose prefix (and type, if set) it matches.
 
 Gathering (``gather`` seconds, 0 = off; the bridge uses
-:data:`dsmt.reader.GATHER`): while the router's stanzas come in reads less
-than two windows apart, the connection stops reading for ``gather`` after
-each read, so the next read takes everything that came meanwhile -- one
+:data:`dsmt.reader.GATHER`), by the rule of :class:`dsmt.reader.HubReader`:
+once the router's stanzas come fast enough for a window to gather
+:data:`dsmt.reader.PAYS` of them, the connection stops reading for
+``gather`` after each read, so the next read takes everything that came
+meanwhile, and goes on so while each such read brings that many: one
 wake-up of the client thread per window instead of one per event, at most
-``gather`` later; a lone event is read as soon as it comes.
+``gather`` later. Slower streams are read as they come.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import zmq
 from dsmt.bus import Bus
 from dsmt.event import Address
 from dsmt.hub import Endpoints
-from dsmt.reader import BATCH, HubReader
+from dsmt.reader import BATCH, PAYS, HubReader
 from dsmt.testing import wait_for
 
 pytestmark = pytest.mark.timeout(30)
@@ -92,22 +92,22 @@ def test_a_busy_reader_gathers_events_for_its_window_and_a_lone_event_is_handed_
     try:
         with bus.publisher(Address("p")) as pub:
             sent = time.monotonic()
-            pub.publish("/r/", "t", 1)  # the first event after a quiet time
-            wait_for(lambda: seen.count() == 1, BOUND, "the lone event")
-            pub.publish("/r/", "t", 2)  # a second wake-up within the window: busy
-            wait_for(lambda: seen.count() == 2, BOUND, "the second event")
-            busy = time.monotonic()
-            for payload in (3, 4, 5):
+            for payload in range(1, PAYS + 2):  # PAYS + 1 wake-ups within a window: busy
                 pub.publish("/r/", "t", payload)
-            wait_for(lambda: seen.count() == 5, BOUND, "the gathered events")
+                wait_for(lambda: seen.count() == payload, BOUND, f"event {payload}")
+            busy = time.monotonic()
+            gathered = list(range(PAYS + 2, 2 * PAYS + 2))
+            for payload in gathered:
+                pub.publish("/r/", "t", payload)
+            wait_for(lambda: seen.count() == 2 * PAYS + 1, BOUND, "the gathered events")
     finally:
         assert reader.close(BOUND)
-    assert seen.batches == [[1], [2], [3, 4, 5]]
-    assert seen.handed[1] - sent < gather / 2  # not held back
-    # The reader slept through its window after the second wake-up (it began
-    # just before `busy`): the three events waited for the end of it.
-    assert seen.handed[3] - busy > gather / 2
-    assert reader.wakeups == 3
+    assert seen.batches == [[p] for p in range(1, PAYS + 2)] + [gathered]
+    assert seen.handed[1] - sent < gather / 2  # the first ones were not held back
+    # The reader slept through its window after the last wake-up (it began
+    # just before `busy`): the next events waited for the end of it.
+    assert seen.handed[gathered[0]] - busy > gather / 2
+    assert reader.wakeups == PAYS + 2
 
 
 def test_a_flood_is_handed_on_in_bounded_batches_in_order(bus):

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from dsmt.event import ATTRIBUTE, LEASE, STATUS
+from dsmt.reader import PAYS
 from dsmt.testing import wait_for
 from gateways.psepr import lease_machine as lm
 from gateways.psepr import inbound, stream
@@ -189,15 +190,15 @@ def test_a_busy_connection_reads_once_per_gathering_window(router, make_client):
     wait_for(lambda: sub.state == lm.GRANTED, 5, "grant")
     pub = make_client(router, "bob")
     sent = []
-    for i in range(4):  # ping-pong: each event is published once the previous one arrived
+    for i in range(PAYS + 2):  # ping-pong: each event published once the previous one arrived
         sent.append(time.monotonic())
         pub.publish(pub.make("/a/", ATTRIBUTE, _attr(str(i))))
         wait_for(lambda: len(got) == i + 1, 10, f"event {i}")
-    assert [value for value, _ in got] == ["0", "1", "2", "3"]
+    assert [value for value, _ in got] == [str(i) for i in range(PAYS + 2)]
     delays = [at - sent[i] for i, (_, at) in enumerate(got)]
-    # Without gathering each comes within milliseconds; with it, the reads of
-    # this busy connection wait for the end of a window (at most one each).
-    assert sum(delays) > window, delays
+    # Without gathering each comes within milliseconds; with it, once PAYS + 1
+    # reads came within a window, the next read waits for its end.
+    assert sum(delays) > window / 2, delays
 
 
 class _Transport:
@@ -248,7 +249,7 @@ class _Loop:
             timer.callback()
 
 
-def test_the_gathering_rule_pauses_reads_that_come_within_two_windows_and_never_a_lone_one():
+def test_the_gathering_rule_pauses_a_busy_connection_while_its_windows_gather():
     real = asyncio.new_event_loop()
     loop = _Loop(real)
     client = SimpleNamespace(_loop=loop, _max_stanza=65536, gather=0.02)
@@ -256,27 +257,29 @@ def test_the_gathering_rule_pauses_reads_that_come_within_two_windows_and_never_
     proto.logged_in.set_result(None)
     transport = proto.transport = _Transport()
 
-    def read_at(t):
+    def read_at(t, stanzas=1):
         loop.now = t
-        proto.data_received(b"")
+        proto._gather(client.gather, stanzas)
         return transport.paused
 
     assert not read_at(1.0)  # the first read ever
-    assert not read_at(2.0)  # a second later: lone, read again at once
-    assert read_at(2.01)  # 10 ms later: busy, the next read waits for the window
+    assert not read_at(1.005) and not read_at(1.01)  # three reads within a window: not yet
+    assert read_at(1.015)  # the fourth: busy, the next read waits for the window
     loop.fire()
-    assert not transport.paused and loop.now == pytest.approx(2.03)
-    assert read_at(2.03)  # what gathered: still busy
+    assert not transport.paused and loop.now == pytest.approx(1.035)
+    assert read_at(1.035, stanzas=PAYS)  # the window gathered enough: still busy
     loop.fire()
-    assert not read_at(2.5)  # the stream went quiet: read at once again
-    assert read_at(2.51)
+    assert not read_at(1.055, stanzas=PAYS - 1)  # it did not: read as they come again
+    assert not read_at(1.06) and not read_at(1.065)
+    for t in (2.0, 3.0, 4.0):  # lone reads are never held back
+        assert not read_at(t)
+    assert not read_at(4.001) and not read_at(4.002) and read_at(4.003)
     transport.closing = True
     loop.fire()
     assert transport.paused  # a closing transport is not resumed
-    proto.connection_lost(None)
     transport.closing, transport.paused = False, False
-    assert not read_at(3.0)
-    assert read_at(3.01) and len(loop.timers) == 1
+    assert not any(read_at(t) for t in (5.0, 5.001, 5.002)) and read_at(5.003)
+    assert len(loop.timers) == 1
     proto.connection_lost(None)
-    assert loop.timers[0].cancelled
+    assert loop.timers[0].cancelled  # no resume of a lost connection
     real.close()
