@@ -56,6 +56,35 @@ GATHER = 0.02  # seconds: the gathering window DSMT's busy readers use (see abov
 PAYS = 3  # events a window must gather for gathering to pay (see above)
 
 
+class Gathering:
+    """The gathering rule of the module docstring, for any reader that wakes per event.
+
+    ``woke(now, gathered)`` after each wake-up (``now`` on a monotonic
+    clock, ``gathered`` events or stanzas it took) says whether the next
+    read should wait for the end of a window: after :data:`PAYS` wake-ups
+    and one more within ``window``, and then for as long as each window
+    gathers at least :data:`PAYS`. Used by :class:`HubReader` and by the
+    PsEPR client's connection (``gateways.psepr.client``).
+    """
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.busy = False
+        self._recent: deque[float] = deque(maxlen=PAYS)  # the last wake-ups, when not busy
+
+    def woke(self, now: float, gathered: int) -> bool:
+        if self.busy:  # the first wake-up after a window: did it gather enough?
+            self.busy = gathered >= PAYS
+        else:
+            recent = self._recent
+            self.busy = len(recent) == PAYS and now - recent[0] < self.window
+        if self.busy:
+            self._recent.clear()
+        else:
+            self._recent.append(now)
+        return self.busy
+
+
 class HubReader:
     """Reads ``prefixes`` from ``bus`` in a thread named ``name``; see the module docstring."""
 
@@ -140,19 +169,14 @@ class HubReader:
     def _serve(self, sub: Any) -> None:
         self._left = 0 if sub.snapshot is None else len(sub.snapshot.events)
         stopping, gather, recv = self._stopping, self.gather, sub.recv
-        recent: deque[float] = deque(maxlen=PAYS)  # the times of the last wake-ups
+        rule = Gathering(gather)
         while not stopping.is_set():
-            if not self._hand_on(sub, recv()):  # wait for an event, or the stop latch
+            count = self._hand_on(sub, recv())  # wait for an event, or the stop latch
+            if not count or not gather:
                 continue
-            if not gather:
-                continue
-            now = time.monotonic()
-            if len(recent) == PAYS and now - recent[0] < gather:  # busy: let events gather
-                while not stopping.wait(gather) and self._hand_on(sub, recv(0)) >= PAYS:
-                    pass
-                recent.clear()
-            else:
-                recent.append(now)
+            # Busy: sleep a window, hand on what gathered, again while it pays.
+            while rule.woke(time.monotonic(), count) and not stopping.wait(gather):
+                count = self._hand_on(sub, recv(0))
 
     def _hand_on(self, sub: Any, event: Event | None) -> int:
         """Hand on ``event`` and every event waiting after it, then flush; how many."""

@@ -11,13 +11,12 @@ router sends to the client (``Client._received``, ``Client._refused``).
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from typing import TYPE_CHECKING
 
 from dsmt.errors import DsmtError
 from dsmt.event import Event
-from dsmt.reader import PAYS
+from dsmt.reader import Gathering
 
 from gateways.psepr import inbound, stream
 
@@ -45,8 +44,7 @@ class ClientProtocol(asyncio.Protocol):
         self.registry = stream.registry_jid(host)
         self._parser = inbound.StreamParser(max_stanza=client._max_stanza)
         self._header = False
-        self._reads: collections.deque[float] = collections.deque(maxlen=PAYS)  # their times
-        self._busy = False
+        self._gathering = Gathering(client.gather)
         self._paused: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
@@ -69,23 +67,15 @@ class ClientProtocol(asyncio.Protocol):
             self.close()
             return
         if self.client.gather:
-            self._gather(self.client.gather, stanzas)
+            self._gather(stanzas)
 
-    def _gather(self, window: float, stanzas: int) -> None:
-        """Pause reading for ``window`` while busy (see the client's docstring)."""
+    def _gather(self, stanzas: int) -> None:
+        """Stop reading for a window while busy (see the client's docstring)."""
         loop = self.client._loop
-        now = loop.time()
-        reads = self._reads
-        if self._busy:  # the first read after a pause: did the window gather enough?
-            busy = stanzas >= PAYS
-        else:  # PAYS reads, and this one, within one window?
-            busy = len(reads) == PAYS and now - reads[0] < window
-        reads.append(now)
-        self._busy = busy
-        if busy and self._paused is None and not self.transport.is_closing():
-            reads.clear()
+        if (self._gathering.woke(loop.time(), stanzas) and self._paused is None
+                and not self.transport.is_closing()):
             self.transport.pause_reading()
-            self._paused = loop.call_later(window, self._resume)
+            self._paused = loop.call_later(self._gathering.window, self._resume)
 
     def _resume(self) -> None:
         self._paused = None

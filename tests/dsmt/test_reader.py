@@ -11,7 +11,7 @@ import zmq
 from dsmt.bus import Bus
 from dsmt.event import Address
 from dsmt.hub import Endpoints
-from dsmt.reader import BATCH, PAYS, HubReader
+from dsmt.reader import BATCH, PAYS, Gathering, HubReader
 from dsmt.testing import wait_for
 
 pytestmark = pytest.mark.timeout(30)
@@ -125,3 +125,21 @@ def test_a_flood_is_handed_on_in_bounded_batches_in_order(bus):
         assert reader.close(BOUND)
     assert [p for batch in seen.batches for p in batch] == list(range(3 * BATCH))
     assert max(len(batch) for batch in seen.batches) == BATCH
+
+
+def test_the_gathering_rule_holds_reads_back_only_while_a_window_gathers_enough():
+    rule = Gathering(0.02)
+
+    def burst(t):  # PAYS wake-ups within a window, then one more: the last says wait
+        assert not any(rule.woke(t + i * 0.001, 1) for i in range(PAYS))
+        return rule.woke(t + PAYS * 0.001, 1)
+
+    assert burst(1.0)
+    assert rule.woke(1.03, PAYS)  # the window gathered enough: wait again
+    assert rule.woke(1.05, PAYS + 10)
+    assert not rule.woke(1.07, PAYS - 1)  # too few: wake per event again
+    assert not rule.woke(1.075, 1)  # and count afresh
+    for t in (2.0, 2.1, 2.2, 2.3, 2.4):  # events further apart than a window: never held back
+        assert not rule.woke(t, 1)
+    assert not any(rule.woke(3.0 + i * 0.03, 1) for i in range(10))  # nor a window apart
+    assert burst(4.0)

@@ -249,7 +249,7 @@ class _Loop:
             timer.callback()
 
 
-def test_the_gathering_rule_pauses_a_busy_connection_while_its_windows_gather():
+def test_a_busy_connection_stops_reading_for_a_window_and_a_lost_one_is_not_resumed():
     real = asyncio.new_event_loop()
     loop = _Loop(real)
     client = SimpleNamespace(_loop=loop, _max_stanza=65536, gather=0.02)
@@ -259,27 +259,24 @@ def test_the_gathering_rule_pauses_a_busy_connection_while_its_windows_gather():
 
     def read_at(t, stanzas=1):
         loop.now = t
-        proto._gather(client.gather, stanzas)
+        proto._gather(stanzas)
         return transport.paused
 
-    assert not read_at(1.0)  # the first read ever
-    assert not read_at(1.005) and not read_at(1.01)  # three reads within a window: not yet
-    assert read_at(1.015)  # the fourth: busy, the next read waits for the window
+    def reads_from(t):  # PAYS reads, then one more: the last one pauses
+        assert not any(read_at(t + i * 0.001) for i in range(PAYS))
+        return read_at(t + PAYS * 0.001)
+
+    assert reads_from(1.0)
+    paused_at = loop.now
     loop.fire()
-    assert not transport.paused and loop.now == pytest.approx(1.035)
-    assert read_at(1.035, stanzas=PAYS)  # the window gathered enough: still busy
-    loop.fire()
-    assert not read_at(1.055, stanzas=PAYS - 1)  # it did not: read as they come again
-    assert not read_at(1.06) and not read_at(1.065)
-    for t in (2.0, 3.0, 4.0):  # lone reads are never held back
-        assert not read_at(t)
-    assert not read_at(4.001) and not read_at(4.002) and read_at(4.003)
+    assert not transport.paused and loop.now == pytest.approx(paused_at + 0.02)
+    assert read_at(loop.now, stanzas=PAYS)  # the window gathered enough: paused again
     transport.closing = True
     loop.fire()
     assert transport.paused  # a closing transport is not resumed
     transport.closing, transport.paused = False, False
-    assert not any(read_at(t) for t in (5.0, 5.001, 5.002)) and read_at(5.003)
-    assert len(loop.timers) == 1
+    assert not read_at(2.0, stanzas=PAYS - 1)  # a window that gathered too few: reading again
+    assert reads_from(3.0) and len(loop.timers) == 1
     proto.connection_lost(None)
     assert loop.timers[0].cancelled  # no resume of a lost connection
     real.close()
