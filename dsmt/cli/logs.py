@@ -14,7 +14,8 @@ earlier lines were left out, a line on stderr says so and names the file on
 the sliver, where the whole log is.
 
 ``-f``/``--follow`` then prints new lines as they are written, until Ctrl-C
-(exit 0): it asks again every ``--interval`` seconds from the cursor of the
+(SIGINT, exit 0; also when started with SIGINT ignored, as a background job
+of a shell is, like ``dsmt up``): it asks again every ``--interval`` seconds from the cursor of the
 previous answer (at once while more is waiting), so nothing is shown twice
 and, across the sliver's log rotations, nothing is skipped without a line on
 stderr saying so (:mod:`actors.process.logread`: rotated more than once
@@ -30,6 +31,7 @@ no reply.
 
 from __future__ import annotations
 
+import signal
 import time
 from typing import Any
 
@@ -62,6 +64,8 @@ def command(target, stderr, lines, follow, interval, timeout, key_file, router, 
         _print(reply.get("result") or {}, sliver)
         return
     key = _command.load_key(key_file)
+    # Python leaves an inherited "ignore SIGINT" alone: Ctrl-C must end a follow anyway.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with _command.view(router, service, password_file, slice_) as view:
         try:
             _follow(view, key, sliver, args, interval, timeout)
