@@ -14,12 +14,13 @@ earlier lines were left out, a line on stderr says so and names the file on
 the sliver, where the whole log is.
 
 ``-f``/``--follow`` then prints new lines as they are written, until Ctrl-C
-(SIGINT, exit 0; also when started with SIGINT ignored, as a background job
-of a shell is, like ``dsmt up``): it asks again every ``--interval`` seconds from the cursor of the
-previous answer (at once while more is waiting), so nothing is shown twice
-and, across the sliver's log rotations, nothing is skipped without a line on
-stderr saying so (:mod:`actors.process.logread`: rotated more than once
-between two reads, or more than 1 MiB behind). A follow outlives restarts:
+(SIGINT, exit 0; also when started with SIGINT ignored, as a shell's
+background job is, like ``dsmt up``): it asks again every ``--interval``
+seconds from the cursor of the previous answer (at once while more is
+waiting), so nothing is shown twice and, across the sliver's log rotations,
+nothing is skipped without a line on stderr saying so
+(:mod:`actors.process.logread`: rotated more than once between two reads,
+or more than 1 MiB behind). A follow outlives restarts:
 while the process actor is being restarted, or the sliver does not answer,
 it says so on stderr once and keeps asking. Each read is one signed command
 (the sliver's commander verifies and records every one).
