@@ -328,8 +328,6 @@ class Coordinator(Draining, LocalComponents, Actor):
         if not self.plan.services or self.state == FAILED:
             return False
         live = self.world.live()
-        placeable = self.world.placeable()
-        quarantined = self.world.quarantined()
         settled = self.settled
         decided = False
         for service in self.plan.services.values():
@@ -340,8 +338,8 @@ class Coordinator(Draining, LocalComponents, Actor):
                 if stepped:
                     self.count("scaling_decisions")
                 decided = stepped or decided
-        self.assignment = placement.place(self.plan.services.values(), placeable, quarantined,
-                                          self.scaler.replicas)
+        self.assignment = placement.place(self.plan.services.values(), self.world.placeable(),
+                                          self.world.quarantined(), self.scaler.replicas)
         self.overshoot = placement.overshoot(self.assignment, self.world.running())
         self.max_overshoot = max([self.max_overshoot, *self.overshoot.values()])
         if not settled:
